@@ -1,0 +1,116 @@
+//! The command line: parses arguments, runs the command, maps errors to exit codes.
+//! The only module that uses `anyhow`; everything below it has its own error types.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit;
+use crate::logging::{self, LogError};
+use crate::registry::Rank;
+use crate::runtime::{self, Reloader, RunError};
+use crate::settings::{self, LoadOptions, SettingsError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crmsync",
+    version,
+    about = "Keeps SuperOffice CRM and Exchange Online mailboxes in sync, one daemon per rank."
+)]
+struct Cli {
+    /// Configuration file [default: /etc/crmsync/crmsync.toml, which may be absent].
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sync daemon of one rank until SIGTERM or SIGINT (SIGHUP reloads).
+    Run {
+        /// The rank to serve, 1 to 999: only sync users of this rank are synced.
+        #[arg(long, value_name = "N")]
+        rank: Rank,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets shown as <redacted>), or its problems.
+    Check,
+}
+
+/// Runs the command line of this process and returns its exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    match run(cli) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            let code = exit_code(&e);
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "crmsync: {e:#}");
+            code
+        }
+    }
+}
+
+/// The exit code for an error: the first error in the chain that has one decides.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if cause.downcast_ref::<SettingsError>().is_some()
+            || cause.downcast_ref::<LogError>().is_some()
+        {
+            return exit::CONFIG;
+        }
+        if let Some(e) = cause.downcast_ref::<RunError>() {
+            return e.exit_code();
+        }
+    }
+    exit::FAILURE
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let load = LoadOptions::from_process(cli.config);
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let loaded = settings::load(&load)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(loaded.render().as_bytes())?;
+            Ok(())
+        }
+        Command::Run { rank } => {
+            let loaded = settings::load(&load)?;
+            let logging = logging::init(&loaded.settings.log, Some(rank))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("crmsync")
+                .build()?;
+            let reloader = Reloader {
+                load,
+                logging: Some(logging),
+            };
+            runtime.block_on(runtime::run_rank(rank, loaded.settings, reloader))?;
+            Ok(())
+        }
+    }
+}

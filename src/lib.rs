@@ -1,0 +1,13 @@
+//! crmsync keeps SuperOffice CRM and Exchange Online mailboxes in sync for linked users,
+//! one daemon process per rank. See ARCHITECTURE.md for the map of these modules.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod exit;
+pub mod history;
+pub mod logging;
+pub mod registry;
+pub mod runtime;
+pub mod settings;
+mod text;
