@@ -9,5 +9,6 @@ pub mod history;
 pub mod logging;
 pub mod registry;
 pub mod runtime;
+pub mod sandbox;
 pub mod settings;
 mod text;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod shape;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
