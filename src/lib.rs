@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod connector;
 pub mod exit;
 pub mod history;
+pub mod limits;
 pub mod logging;
 pub mod registry;
 pub mod runtime;
