@@ -1,0 +1,331 @@
+//! One HTTP exchange with a service, done right: wait for the limits, authenticate, send with
+//! timeouts, and on failure do what the service documents: renew credentials once after a
+//! 401, wait out `Retry-After` (pausing every caller for that key), back off with jitter after
+//! 5xx and broken connections, but retry a request that is not idempotent only when the
+//! caller says it is safe.
+//!
+//! Nothing here logs headers or bodies: they carry tokens, tickets and personal data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use super::{ConnectorError, Service};
+use crate::limits::{Backoff, Limiter};
+
+/// Timeouts of every request (DESIGN: connect, read and total are all set).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(30),
+            total: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Whether a request may be sent again after a failure that may have reached the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads, PUT, DELETE, and creates the service de-duplicates (an event with a
+    /// `transactionId`).
+    Safe,
+    /// A create the service would repeat: the caller looks it up (by stamp) before trying
+    /// again, so a failure that may have reached the service is returned at once.
+    Unsafe,
+}
+
+/// A request, ready to be sent any number of times.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: Url,
+    /// The limiter key: the mailbox, or the service for a service-wide limit.
+    pub key: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A JSON or form body with its content type.
+    pub body: Option<(Bytes, &'static str)>,
+    pub retry: Retry,
+}
+
+impl Request {
+    pub fn new(method: Method, url: Url, key: impl Into<String>) -> Self {
+        let retry = if method == Method::POST || method == Method::PATCH {
+            Retry::Unsafe
+        } else {
+            Retry::Safe
+        };
+        Request {
+            method,
+            url,
+            key: key.into(),
+            headers: Vec::new(),
+            body: None,
+            retry,
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn json(mut self, body: &serde_json::Value) -> Self {
+        self.body = Some((
+            Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+            "application/json",
+        ));
+        self
+    }
+
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// The answer, body read in full.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+}
+
+/// How a client proves who it is. Implementations cache their token or ticket, share one
+/// renewal among concurrent callers, and never show it in `Debug`.
+pub trait Credentials: Send + Sync {
+    /// The headers that authenticate a request (renewing what is about to expire).
+    fn authorize(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(HeaderName, HeaderValue)>, ConnectorError>> + Send;
+
+    /// The service refused what `authorize` gave (401): forget it, so that the next
+    /// `authorize` fetches a new one.
+    fn refused(&self);
+}
+
+/// `Retry-After`: delta-seconds (fractional ones too, as Graph sends them) or an HTTP date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A client for one service.
+pub struct Http {
+    client: reqwest::Client,
+    service: Service,
+    limiter: Arc<Limiter>,
+    backoff: Backoff,
+    /// How many throttled answers one request waits out before it gives up.
+    throttle_retries: u32,
+    /// The longest `Retry-After` waited inside a request; a longer one ends the request with
+    /// [`ConnectorError::Transient`] and its `retry_after`, for the scheduler to honour.
+    max_inline_wait: Duration,
+}
+
+impl Http {
+    pub fn new(
+        service: Service,
+        limiter: Arc<Limiter>,
+        timeouts: Timeouts,
+    ) -> Result<Http, ConnectorError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read)
+            .timeout(timeouts.total)
+            .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConnectorError::Service {
+                service,
+                what: format!("cannot set up the HTTP client: {e}"),
+            })?;
+        Ok(Http {
+            client,
+            service,
+            limiter,
+            backoff: Backoff::default(),
+            throttle_retries: 10,
+            max_inline_wait: Duration::from_secs(300),
+        })
+    }
+
+    /// Shorter back-off and waits, for tests.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn service(&self) -> Service {
+        self.service
+    }
+
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// The plain client, for endpoints outside the limits (the token endpoint).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn transient(&self, what: String, retry_after: Option<Duration>) -> ConnectorError {
+        ConnectorError::Transient {
+            service: self.service,
+            what,
+            retry_after,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        request: &Request,
+        auth: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Response, reqwest::Error> {
+        let mut builder = self
+            .client
+            .request(request.method.clone(), request.url.clone());
+        for (name, value) in auth.into_iter().chain(request.headers.iter().cloned()) {
+            builder = builder.header(name, value);
+        }
+        if let Some((body, content_type)) = &request.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, *content_type)
+                .body(body.clone());
+        }
+        let response = builder.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends `request` until it has an answer worth returning: any status but 401 (after one
+    /// renewal), 429, and the 5xx that are retried. The caller interprets the status.
+    pub async fn send(
+        &self,
+        request: &Request,
+        credentials: &impl Credentials,
+    ) -> Result<Response, ConnectorError> {
+        let mut failures = 0u32;
+        let mut throttled = 0u32;
+        let mut renewed = false;
+        let path = request.url.path().to_string();
+        loop {
+            let auth = credentials.authorize().await?;
+            let permit = self.limiter.acquire(&request.key).await;
+            let started = tokio::time::Instant::now();
+            let outcome = self.attempt(request, auth).await;
+            drop(permit);
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let response = match outcome {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::debug!(service = %self.service, method = %request.method, path, elapsed_ms, error = %e, "request failed");
+                    let what = describe(&e);
+                    if request.retry == Retry::Unsafe {
+                        // It may have been carried out: only the caller can tell.
+                        return Err(self.transient(what, None));
+                    }
+                    match self.backoff.delay(failures) {
+                        Some(delay) => {
+                            failures += 1;
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                        None => return Err(self.transient(what, None)),
+                    }
+                }
+            };
+            let status = response.status;
+            tracing::debug!(service = %self.service, method = %request.method, path, status = status.as_u16(), elapsed_ms, "request");
+            let retry_after = response
+                .headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+            match status {
+                StatusCode::UNAUTHORIZED if !renewed => {
+                    renewed = true;
+                    credentials.refused();
+                }
+                StatusCode::UNAUTHORIZED => {
+                    return Err(ConnectorError::Service {
+                        service: self.service,
+                        what: "the credentials were refused twice (HTTP 401); check the client secret or system user, and the application's consent".to_string(),
+                    });
+                }
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    if retry_after.is_some() || status == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    // Not carried out: safe to send again whatever the method.
+                    let wait = retry_after
+                        .or_else(|| self.backoff.delay(throttled.min(self.backoff.retries - 1)))
+                        .unwrap_or(Duration::from_secs(1));
+                    self.limiter.pause(&request.key, wait);
+                    throttled += 1;
+                    if throttled > self.throttle_retries || wait > self.max_inline_wait {
+                        return Err(self.transient(
+                            format!("throttled (HTTP {})", status.as_u16()),
+                            Some(wait),
+                        ));
+                    }
+                }
+                s if s.is_server_error() => {
+                    let what = format!("HTTP {}", s.as_u16());
+                    if request.retry == Retry::Unsafe {
+                        return Err(self.transient(what, retry_after));
+                    }
+                    match self.backoff.delay(failures) {
+                        Some(delay) => {
+                            failures += 1;
+                            tokio::time::sleep(retry_after.unwrap_or(delay).max(delay)).await;
+                        }
+                        None => return Err(self.transient(what, retry_after)),
+                    }
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off".to_string()
+    } else {
+        "the connection failed".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;
