@@ -315,7 +315,8 @@ impl Http {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// What failed, in words, without the URL (it may carry tokens in its query).
+pub fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {

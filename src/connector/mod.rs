@@ -2,6 +2,7 @@
 //! reached through a client that authenticates, respects the `limits`, retries what is safe
 //! to retry and answers in the neutral [`model`]: the engine never sees HTTP or JSON.
 
+pub mod graph;
 pub mod http;
 pub mod model;
 

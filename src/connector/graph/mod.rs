@@ -1,0 +1,3 @@
+//! The Microsoft Graph client (Exchange Online mailboxes).
+
+pub mod auth;
