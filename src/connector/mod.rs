@@ -6,8 +6,12 @@ pub mod graph;
 pub mod http;
 pub mod model;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
+
+use model::{Changes, CrmId, Cursor, Item, Kind, MailboxItemId, Observed, Stamp, Version, Window};
 
 /// The services crmsync talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,4 +61,167 @@ pub enum ConnectorError {
     /// `syncStateNotFound` / `resyncRequired`).
     #[error("{service}: the change cursor expired; a full resynchronisation is needed")]
     ResyncNeeded { service: Service },
+}
+
+/// A mailbox as the registry names it: its address, and its id in the mail system when known.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailboxRef {
+    pub address: String,
+    pub id: Option<String>,
+}
+
+impl MailboxRef {
+    /// What the mail system's URLs take: the id if known, else the address.
+    pub fn key(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.address)
+    }
+}
+
+/// A mailbox of a mail system, as Load External Users lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExternalMailbox {
+    pub id: String,
+    pub display_name: String,
+    pub user_principal_name: String,
+    pub mail: Option<String>,
+    /// Every SMTP address (primary and proxy), lower case.
+    pub smtp_addresses: Vec<String>,
+}
+
+/// An associate of the CRM with the primary e-mail of its own person card (for Auto Link).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CrmAssociate {
+    pub id: u32,
+    pub login: String,
+    pub full_name: String,
+    pub person_id: Option<u32>,
+    pub email: Option<String>,
+    pub active: bool,
+}
+
+/// What a side said after a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written<Id> {
+    pub id: Id,
+    pub version: Version,
+    pub modified: jiff::Timestamp,
+}
+
+/// After a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// It was gone already: the same end state.
+    AlreadyGone,
+}
+
+/// The CRM's changes for a whole rank, split per associate, with the cursor that covers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankChanges {
+    pub by_associate: BTreeMap<u32, Vec<model::Change<CrmId>>>,
+    pub cursor: Cursor,
+    pub full: bool,
+}
+
+/// The mailbox side (Microsoft Graph now; on-premises Exchange later, behind the same calls).
+pub trait MailboxConnector: Send + Sync {
+    /// Every mailbox of the mail system (Load External Users).
+    fn mailboxes(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ExternalMailbox>, ConnectorError>> + Send;
+
+    /// What changed in the mailbox for `kind` since `cursor` (everything, without one), inside
+    /// `window` for diary items. Items come with their stamps.
+    fn changes(
+        &self,
+        mailbox: &MailboxRef,
+        kind: Kind,
+        cursor: Option<&Cursor>,
+        window: &Window,
+    ) -> impl Future<Output = Result<Changes<MailboxItemId>, ConnectorError>> + Send;
+
+    /// Creates `item` with `stamp` on it. Safe to call again after a failure: a repeated
+    /// call finds the item made by the first instead of making a second.
+    fn create(
+        &self,
+        mailbox: &MailboxRef,
+        item: &Item,
+        stamp: &Stamp,
+    ) -> impl Future<Output = Result<Written<MailboxItemId>, ConnectorError>> + Send;
+
+    fn update(
+        &self,
+        mailbox: &MailboxRef,
+        id: &MailboxItemId,
+        item: &Item,
+    ) -> impl Future<Output = Result<Written<MailboxItemId>, ConnectorError>> + Send;
+
+    fn delete(
+        &self,
+        mailbox: &MailboxRef,
+        kind: Kind,
+        id: &MailboxItemId,
+    ) -> impl Future<Output = Result<Deleted, ConnectorError>> + Send;
+
+    /// The item carrying `stamp`, if there is one (to resolve an intent after a crash, and
+    /// to rebuild history).
+    fn find_by_stamp(
+        &self,
+        mailbox: &MailboxRef,
+        stamp: &Stamp,
+    ) -> impl Future<Output = Result<Option<Observed<MailboxItemId>>, ConnectorError>> + Send;
+
+    /// Writes `stamp` onto an item that started in the mailbox, once its CRM counterpart exists.
+    fn set_stamp(
+        &self,
+        mailbox: &MailboxRef,
+        kind: Kind,
+        id: &MailboxItemId,
+        stamp: &Stamp,
+    ) -> impl Future<Output = Result<Written<MailboxItemId>, ConnectorError>> + Send;
+}
+
+/// The CRM side (SuperOffice).
+pub trait CrmConnector: Send + Sync {
+    /// Every associate with its person card's primary e-mail (for Auto Link).
+    fn associates(&self) -> impl Future<Output = Result<Vec<CrmAssociate>, ConnectorError>> + Send;
+
+    /// What changed for `kind` since `cursor` for all of `associates` at once (one query per
+    /// kind for the rank, paged), split per associate.
+    fn changes(
+        &self,
+        associates: &[u32],
+        kind: Kind,
+        cursor: Option<&Cursor>,
+        window: &Window,
+    ) -> impl Future<Output = Result<RankChanges, ConnectorError>> + Send;
+
+    /// The item as it is now, if it exists.
+    fn get(
+        &self,
+        kind: Kind,
+        id: CrmId,
+    ) -> impl Future<Output = Result<Option<Observed<CrmId>>, ConnectorError>> + Send;
+
+    fn create(
+        &self,
+        associate: u32,
+        item: &Item,
+    ) -> impl Future<Output = Result<Written<CrmId>, ConnectorError>> + Send;
+
+    /// Updates the item if it is still at `expected`; [`ConnectorError::Conflict`] if someone
+    /// changed it since.
+    fn update(
+        &self,
+        id: CrmId,
+        item: &Item,
+        expected: &Version,
+    ) -> impl Future<Output = Result<Written<CrmId>, ConnectorError>> + Send;
+
+    fn delete(
+        &self,
+        kind: Kind,
+        id: CrmId,
+        expected: Option<&Version>,
+    ) -> impl Future<Output = Result<Deleted, ConnectorError>> + Send;
 }
