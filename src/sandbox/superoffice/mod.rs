@@ -8,11 +8,13 @@ mod auth;
 mod control;
 mod entities;
 mod environment;
+mod filter;
 mod model;
 mod odata;
 mod patch;
 mod people;
 mod time;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -151,8 +153,10 @@ impl SuperOfficeStore {
 
 impl Inner {
     fn load(tenant: &SuperOfficeTenant, now: Timestamp, seed: u64) -> Inner {
-        let mut data = model::Data::default();
-        data.tasks = model::default_tasks();
+        let mut data = model::Data {
+            tasks: model::default_tasks(),
+            ..Default::default()
+        };
         // Seeded rows look as if registered an hour before the scenario was loaded.
         let seeded = time::plus_seconds(time::whole_seconds(now), -3600);
         for a in &tenant.associates {
