@@ -21,6 +21,7 @@ enum Cmp {
 enum Pred {
     Int(Cmp, i64),
     IntBetween(i64, i64),
+    /// Sorted, for a binary search per row (a rank has up to a thousand associates).
     IntIn(Vec<i64>, bool),
     Str(StrOp, String),
     StrBetween(String, String),
@@ -80,7 +81,7 @@ impl Term {
             (Pred::Int(op, v), Val::Int(x)) => compare(*op, x.cmp(v)),
             (Pred::Int(Cmp::Ne, _), Val::Null) => true,
             (Pred::IntBetween(a, b), Val::Int(x)) => a <= x && x <= b,
-            (Pred::IntIn(v, negate), Val::Int(x)) => v.contains(x) != *negate,
+            (Pred::IntIn(v, negate), Val::Int(x)) => v.binary_search(x).is_ok() != *negate,
             (Pred::IntIn(_, true), Val::Null) => true,
             (Pred::Str(op, s), Val::Str(x)) => {
                 let (x, s) = (x.to_lowercase(), s.to_lowercase());
@@ -261,11 +262,14 @@ fn int_of(token: &Token) -> Result<i64, String> {
 }
 
 fn ints_of(token: Option<&Token>) -> Result<Vec<i64>, String> {
-    match token {
-        Some(Token::List(items)) => items.iter().map(int_of).collect(),
-        Some(single) => Ok(vec![int_of(single)?]),
-        None => Err("Expected a list of ids, such as (1,2,3)".into()),
-    }
+    let mut ids = match token {
+        Some(Token::List(items)) => items.iter().map(int_of).collect::<Result<Vec<_>, _>>()?,
+        Some(single) => vec![int_of(single)?],
+        None => return Err("Expected a list of ids, such as (1,2,3)".into()),
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 fn text_of(token: Option<&Token>) -> Result<String, String> {
