@@ -222,8 +222,9 @@ async fn paging_by_primary_key_returns_each_row_once_while_rows_change() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rank_wide_change_query_returns_exactly_the_changed_items() {
+    // A rank of the size crmsync aims at: 1,000 associates, 900 of them in the rank.
     let scenario = Scenario::load(
-        "generated:users=60,events=10,tasks=4,contacts=2,seed=7",
+        "generated:users=1000,events=4,tasks=2,contacts=1,seed=7",
         jiff::Timestamp::now(),
     )
     .unwrap();
@@ -289,9 +290,9 @@ async fn the_rank_wide_change_query_returns_exactly_the_changed_items() {
     for page in 0.. {
         let rows = so
             .rows(&format!(
-                "Appointment?$select=appointmentId,associateId,updatedDate,rawType,recordType&$filter={}&$orderby=appointmentId&$top=4&$skip={}",
+                "Appointment?$select=appointmentId,associateId,updatedDate,rawType,recordType&$filter={}&$orderby=appointmentId&$top=50&$skip={}",
                 urlencode(&filter),
-                page * 4
+                page * 50
             ))
             .await;
         if rows.is_empty() {

@@ -568,7 +568,7 @@ fn render(provider: Provider, view: &View<'_>, pk: u64, query: &Query) -> Option
                             _ => None,
                         };
                         json!(
-                            at.map(|t| tz.local(t)[11..16].to_string())
+                            at.and_then(|t| tz.local(t).get(11..16).map(str::to_string))
                                 .unwrap_or_default()
                         )
                     }
