@@ -2,21 +2,19 @@
 //! documented samples and OpenAPI definitions.
 
 mod common;
-#[path = "sandbox_superoffice_support.rs"]
-mod support;
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::shape::{assert_same_shape, reference};
+use common::superoffice::{So, TICKET_CLAIM, answer, assert_error, claims, send, sign};
 use reqwest::Method;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::sha2::Sha256;
 use rsa::signature::Verifier;
 use rsa::{BigUint, RsaPublicKey};
 use serde_json::{Value, json};
-use support::{So, TICKET_CLAIM, answer, assert_error, claims, send, sign};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_system_user_flow_gives_a_signed_jwt_whose_ticket_opens_the_api() {

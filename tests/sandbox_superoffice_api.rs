@@ -3,17 +3,15 @@
 //! and bad input.
 
 mod common;
-#[path = "sandbox_superoffice_support.rs"]
-mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::superoffice::{So, assert_error, keys, send};
 use crmsync::sandbox::scenario::{AppointmentSeed, When};
 use crmsync::sandbox::{LimitSpec, Rate, Scenario};
 use reqwest::Method;
 use serde_json::json;
-use support::{So, assert_error, keys, send};
 
 fn seeds(so: &So) -> Vec<AppointmentSeed> {
     so.sandbox.state().scenario().superoffice.appointments

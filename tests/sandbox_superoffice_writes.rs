@@ -2,12 +2,10 @@
 //! If-Unmodified-Since, the travel transaction log, validation, acting as a user, and garbage.
 
 mod common;
-#[path = "sandbox_superoffice_support.rs"]
-mod support;
 
+use common::superoffice::{So, assert_error, send};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{So, assert_error, send};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_bump_updated_date_log_the_travel_log_and_honour_if_unmodified_since() {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod shape;
+pub mod superoffice;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;

@@ -1,7 +1,5 @@
-//! Helpers the SuperOffice emulator's tests share (included with `#[path]`): a sandbox with
+//! Helpers the SuperOffice emulator's tests share: a sandbox with
 //! a system-user ticket, signing as the partner application does, and requests.
-
-#![allow(dead_code)]
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
