@@ -115,11 +115,16 @@ pub enum Deleted {
     AlreadyGone,
 }
 
-/// The CRM's changes for a whole rank, split per associate, with the cursor that covers them.
+/// The CRM's changes for a whole rank, with the cursor that covers them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankChanges {
-    pub by_associate: BTreeMap<u32, Vec<model::Change<CrmId>>>,
+    /// Created or changed items, per owning associate (for contacts: per associate whose
+    /// scope they are in).
+    pub by_associate: BTreeMap<u32, Vec<Observed<CrmId>>>,
+    /// Deleted items. The CRM does not say whose they were; the history does.
+    pub deleted: Vec<CrmId>,
     pub cursor: Cursor,
+    /// A full listing (no cursor was given): what is not in it does not exist (in the window).
     pub full: bool,
 }
 
@@ -195,6 +200,21 @@ pub trait CrmConnector: Send + Sync {
         cursor: Option<&Cursor>,
         window: &Window,
     ) -> impl Future<Output = Result<RankChanges, ConnectorError>> + Send;
+
+    /// The ids of every item of `kind` of each associate inside `window` now: the safety net
+    /// that finds deletions the change feed missed.
+    fn ids_in_window(
+        &self,
+        associates: &[u32],
+        kind: Kind,
+        window: &Window,
+    ) -> impl Future<Output = Result<BTreeMap<u32, Vec<CrmId>>, ConnectorError>> + Send;
+
+    /// Persons by id (contacts linked from diary items and to-dos).
+    fn persons(
+        &self,
+        ids: &[CrmId],
+    ) -> impl Future<Output = Result<Vec<Observed<CrmId>>, ConnectorError>> + Send;
 
     /// The item as it is now, if it exists.
     fn get(

@@ -216,6 +216,16 @@ impl Stamp {
     }
 }
 
+/// What a CRM item is linked to: not synced as content, but it decides which persons are in a
+/// user's contact scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Links {
+    /// The person the appointment or to-do is with.
+    pub person: Option<CrmId>,
+    /// The company (SuperOffice "contact") it is with, or a person belongs to.
+    pub company: Option<u32>,
+}
+
 /// An item as a side reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed<Id> {
@@ -226,6 +236,8 @@ pub struct Observed<Id> {
     pub item: Item,
     /// The stamp found on a mailbox item (always `None` on the CRM side).
     pub stamp: Option<Stamp>,
+    /// Links of a CRM item (empty on the mailbox side).
+    pub links: Links,
 }
 
 /// One change a side reports.
