@@ -343,6 +343,15 @@ async fn errors_carry_the_documented_codes() {
     assert_eq!(raw.status().as_u16(), 400);
     let body: Value = raw.json().await.unwrap();
     assert_eq!(body["error"]["code"], "UnableToDeserializePostBody");
+    let no_type = g
+        .http
+        .post(format!("{}/users/{user}/events", g.base))
+        .bearer_auth(&g.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_type.status().as_u16(), 415);
     // The client's request id is echoed.
     let echoed = g
         .call(

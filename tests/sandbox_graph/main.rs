@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth;
 mod batch_limits;
 mod calendar;
 mod conformance;
@@ -88,16 +89,8 @@ impl G {
 
     pub fn token_url(&self) -> String {
         let tenant = self.sandbox.credentials().graph_tenant_id;
-        format!(
-            "{}{tenant}/oauth2/v2.0/token",
-            self.sandbox
-                .urls()
-                .authority
-                .as_str()
-                .trim_end_matches('/')
-                .to_string()
-                + "/"
-        )
+        let authority = self.sandbox.urls().authority.as_str().trim_end_matches('/');
+        format!("{authority}/{tenant}/oauth2/v2.0/token")
     }
 
     /// A token from the token endpoint, with the sandbox's credentials.

@@ -48,7 +48,21 @@ impl Ctx<'_> {
         format!("{}/$metadata#{fragment}", self.base)
     }
 
+    /// The JSON object a POST or PATCH sends (with `Content-Type: application/json`, which
+    /// Graph requires).
     pub fn json_body(&self) -> Result<Map<String, Value>, GraphError> {
+        let json = self
+            .headers
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        if !json {
+            return Err(GraphError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "The body must be sent with Content-Type: application/json.",
+            ));
+        }
         wire::parse_object(self.body)
     }
 
@@ -85,7 +99,7 @@ impl Ctx<'_> {
 }
 
 /// A page of a listing: `$top` (default `default_top`, at most `max_top`) and `$skip`, with
-/// an `@odata.nextLink` when more follow.
+/// an `@odata.nextLink` (`$skip`, as Outlook pages) when more follow.
 pub fn paged<T>(
     ctx: &Ctx<'_>,
     items: &[T],
@@ -94,6 +108,8 @@ pub fn paged<T>(
     context: String,
     render: impl Fn(&T) -> Result<Value, GraphError>,
 ) -> Answer {
+    // `Prefer: odata.maxpagesize` sets the page size when `$top` does not.
+    let default_top = ctx.prefer.max_page_size.unwrap_or(default_top).min(max_top);
     let top = ctx.query.top(default_top, max_top, false)?;
     let skip = ctx.query.skip()?;
     let value = items
@@ -257,6 +273,10 @@ fn mailbox_route(tenant: &Tenant, index: usize, ctx: &Ctx<'_>, rest: &[String]) 
                 _ => nope(),
             }
         }
+        ["calendar"] => match *m {
+            Method::GET => calendar::calendar(mb, ctx),
+            _ => nope(),
+        },
         ["calendarview"] | ["calendar", "calendarview"] => match *m {
             Method::GET => calendar::view(mb, ctx),
             _ => nope(),

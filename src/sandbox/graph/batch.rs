@@ -249,7 +249,12 @@ async fn run_item(
         );
     }
     let mut builder = Request::builder().method(item.method.clone()).uri(uri);
-    for (name, value) in &item.headers {
+    // The batch's own token authenticates every item.
+    for (name, value) in item
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("Authorization"))
+    {
         builder = builder.header(name.as_str(), value.as_str());
     }
     if let Some(auth) = auth {

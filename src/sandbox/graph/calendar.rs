@@ -3,17 +3,19 @@
 
 use axum::http::header::LOCATION;
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::api::{Ctx, check_id, paged};
+use super::body::BodyType;
 use super::delta::{self, DeltaKind, DeltaState};
 use super::error::{Answer, GraphError, Reply};
-use super::events::{Event, PROPERTIES};
+use super::events::Event;
+use super::events_json::PROPERTIES;
 use super::extprops;
-use super::filter::{self, Subject};
+use super::filter;
 use super::query::{Expand, apply_select};
 use super::store::{Change, Mailbox};
-use super::wire::{self, BodyType};
+use super::wire;
 
 /// Outlook's page size for event listings, and the most `$top` gives.
 const DEFAULT_TOP: usize = 10;
@@ -70,6 +72,28 @@ fn context_for(ctx: &Ctx<'_>, mb: &Mailbox, collection: &str, select: Option<&[&
     ctx.metadata(&format!("users('{}')/{collection}{select}", mb.user.id))
 }
 
+/// GET the primary calendar.
+pub fn calendar(mb: &Mailbox, ctx: &Ctx<'_>) -> Answer {
+    ctx.query.allow(&["$select"])?;
+    Ok(Reply::ok(json!({
+        "@odata.context": context_for(ctx, mb, "calendar/$entity", None),
+        "id": mb.calendar_id,
+        "name": "Calendar",
+        "color": "auto",
+        "hexColor": "",
+        "isDefaultCalendar": true,
+        "changeKey": mb.change_key(0),
+        "canShare": true,
+        "canViewPrivateItems": true,
+        "canEdit": true,
+        "isRemovable": false,
+        "isTallyingResponses": true,
+        "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+        "defaultOnlineMeetingProvider": "teamsForBusiness",
+        "owner": {"name": mb.user.display_name, "address": mb.user.address()},
+    })))
+}
+
 pub fn list(mb: &Mailbox, ctx: &Ctx<'_>) -> Answer {
     ctx.query.allow(&[
         "$top", "$skip", "$select", "$filter", "$expand", "$count", "$orderby",
@@ -83,21 +107,13 @@ pub fn list(mb: &Mailbox, ctx: &Ctx<'_>) -> Answer {
     let expands = ctx.query.expand()?;
     check_expand(&expands)?;
     let filter = ctx.query.filter()?;
-    let mut items = Vec::new();
-    for event in mb.events.iter() {
-        if let Some(f) = &filter {
-            let json = event.filter_json(&mb.user);
-            let subject = Subject {
-                json: &json,
-                known: PROPERTIES,
-                entity: "event",
-            };
-            if !filter::eval(f, &subject)? {
-                continue;
-            }
-        }
-        items.push(event);
-    }
+    let items = filter::matching(
+        mb.events.iter(),
+        filter.as_ref(),
+        PROPERTIES,
+        "event",
+        |e, full| e.filter_json(&mb.user, full),
+    )?;
     let context = context_for(ctx, mb, "events", select.as_deref());
     let reply = paged(ctx, &items, DEFAULT_TOP, MAX_TOP, context, |e| {
         event_json(mb, e, ctx, select.as_deref(), &expands, false)
@@ -203,21 +219,13 @@ pub fn view(mb: &Mailbox, ctx: &Ctx<'_>) -> Answer {
     let expands = ctx.query.expand()?;
     check_expand(&expands)?;
     let filter = ctx.query.filter()?;
-    let mut items = Vec::new();
-    for event in mb.events.iter().filter(|e| e.in_window(start, end)) {
-        if let Some(f) = &filter {
-            let json = event.filter_json(&mb.user);
-            let subject = Subject {
-                json: &json,
-                known: PROPERTIES,
-                entity: "event",
-            };
-            if !filter::eval(f, &subject)? {
-                continue;
-            }
-        }
-        items.push(event);
-    }
+    let mut items = filter::matching(
+        mb.events.iter().filter(|e| e.in_window(start, end)),
+        filter.as_ref(),
+        PROPERTIES,
+        "event",
+        |e, full| e.filter_json(&mb.user, full),
+    )?;
     items.sort_by_key(|e| e.view_span().0);
     let context = context_for(ctx, mb, "calendarView", select.as_deref());
     let reply = paged(ctx, &items, DEFAULT_TOP, MAX_TOP, context, |e| {

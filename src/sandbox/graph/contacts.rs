@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::error::GraphError;
-use super::events::physical_address;
+use super::events_json::physical_address;
 use super::extprops::{self, ExtProps};
 use super::store::{Collection, Item, Mailbox};
 use super::tokens::IdKind;
@@ -378,8 +378,8 @@ impl Contact {
         out
     }
 
-    pub fn filter_json(&self) -> Value {
-        let mut map = self.render();
+    pub fn filter_json(&self, full: bool) -> Value {
+        let mut map = if full { self.render() } else { Map::new() };
         map.insert(
             "singleValueExtendedProperties".into(),
             extprops::json(&self.extended),

@@ -9,7 +9,7 @@ use super::contacts::{Contact, ContactFolder, PROPERTIES};
 use super::delta::{self, DeltaKind, DeltaState};
 use super::error::{Answer, GraphError, Reply};
 use super::extprops;
-use super::filter::{self, Subject};
+use super::filter;
 use super::query::{Expand, apply_select, parse_select};
 use super::store::{Change, Collection, Mailbox};
 use super::tokens::IdKind;
@@ -227,21 +227,13 @@ fn list(mb: &Mailbox, ctx: &Ctx<'_>, folder_id: &str) -> Answer {
     let expands = ctx.query.expand()?;
     check_expand(&expands)?;
     let filter = ctx.query.filter()?;
-    let mut items = Vec::new();
-    for contact in folder.contacts.iter() {
-        if let Some(f) = &filter {
-            let json = contact.filter_json();
-            let subject = Subject {
-                json: &json,
-                known: PROPERTIES,
-                entity: "contact",
-            };
-            if !filter::eval(f, &subject)? {
-                continue;
-            }
-        }
-        items.push(contact);
-    }
+    let items = filter::matching(
+        folder.contacts.iter(),
+        filter.as_ref(),
+        PROPERTIES,
+        "contact",
+        |c, full| c.filter_json(full),
+    )?;
     let context = context(ctx, mb, &format!("contactFolders('{folder_id}')/contacts"));
     paged(ctx, &items, DEFAULT_TOP, MAX_TOP, context, |c| {
         contact_json(c, select.as_deref(), &expands)

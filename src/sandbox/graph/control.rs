@@ -117,7 +117,7 @@ fn dump(mb: &Mailbox) -> Value {
         .events
         .iter()
         .map(|e| {
-            let mut map = e.render(&mb.user, &utc, wire::BodyType::Html);
+            let mut map = e.render(&mb.user, &utc, super::body::BodyType::Html);
             map.insert(
                 "singleValueExtendedProperties".into(),
                 extprops::json(&e.extended),
@@ -238,7 +238,12 @@ impl GraphStore {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
         };
-        let reply = self.answer(method, path, query, &HeaderMap::new(), &bytes, now, "")?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "Content-Type",
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        let reply = self.answer(method, path, query, &headers, &bytes, now, "")?;
         Ok(reply.body.map(|mut b| {
             if let Some(map) = b.as_object_mut() {
                 map.remove("@odata.context");

@@ -9,11 +9,13 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use serde_json::{Map, Value, json};
 
+use super::body::ItemBody;
 use super::error::GraphError;
+use super::events_json::physical_address;
 use super::extprops::{self, ExtProps};
-use super::store::{Item, Mailbox, UserInfo};
+use super::store::{Item, Mailbox};
 use super::tokens::{self, IdKind};
-use super::wire::{self, BodyType, DtTz, ItemBody, Obj, Zone};
+use super::wire::{self, DtTz, Obj, Zone};
 use crate::sandbox::scenario::{EventSeed, When};
 
 pub const IMPORTANCE: &[&str] = &["low", "normal", "high"];
@@ -87,52 +89,6 @@ const READ_ONLY: &[&str] = &[
     "originalStartTimeZone",
     "originalEndTimeZone",
     "organizer",
-];
-
-/// The properties `$select` and `$filter` know.
-pub const PROPERTIES: &[&str] = &[
-    "id",
-    "createdDateTime",
-    "lastModifiedDateTime",
-    "changeKey",
-    "categories",
-    "transactionId",
-    "originalStartTimeZone",
-    "originalEndTimeZone",
-    "iCalUId",
-    "reminderMinutesBeforeStart",
-    "isReminderOn",
-    "hasAttachments",
-    "subject",
-    "bodyPreview",
-    "importance",
-    "sensitivity",
-    "isAllDay",
-    "isCancelled",
-    "isOrganizer",
-    "isDraft",
-    "responseRequested",
-    "seriesMasterId",
-    "showAs",
-    "type",
-    "webLink",
-    "onlineMeetingUrl",
-    "isOnlineMeeting",
-    "onlineMeetingProvider",
-    "onlineMeeting",
-    "allowNewTimeProposals",
-    "hideAttendees",
-    "occurrenceId",
-    "responseStatus",
-    "body",
-    "start",
-    "end",
-    "location",
-    "locations",
-    "recurrence",
-    "attendees",
-    "organizer",
-    "singleValueExtendedProperties",
 ];
 
 /// When an event happens: instants, or whole days that no time zone shifts.
@@ -549,101 +505,6 @@ impl Event {
         let (s, e) = self.view_span();
         s < end && (e > start || (s == e && s >= start))
     }
-
-    /// The documented property set, times in `zone`, the body as `body_type`.
-    pub fn render(&self, owner: &UserInfo, zone: &Zone, body_type: BodyType) -> Map<String, Value> {
-        let (start, end) = match self.span {
-            Span::Timed { start, end } => {
-                (wire::dttz_json(start, zone), wire::dttz_json(end, zone))
-            }
-            Span::AllDay { start, end } => (
-                json!({"dateTime": wire::date7(start), "timeZone": zone.name}),
-                json!({"dateTime": wire::date7(end), "timeZone": zone.name}),
-            ),
-        };
-        let (location, locations) = render_location(self.location.as_ref());
-        let attendees: Vec<Value> = self
-            .attendees
-            .iter()
-            .map(|a| {
-                json!({
-                    "type": a.kind,
-                    "status": {"response": "none", "time": wire::ZERO_TIME},
-                    "emailAddress": {"name": a.name, "address": a.address},
-                })
-            })
-            .collect();
-        let mut out = json!({
-            "@odata.etag": format!("W/\"{}\"", self.change_key),
-            "id": self.id,
-            "createdDateTime": wire::utc7(self.created),
-            "lastModifiedDateTime": wire::utc7(self.modified),
-            "changeKey": self.change_key,
-            "categories": self.categories,
-            "originalStartTimeZone": self.start_zone,
-            "originalEndTimeZone": self.end_zone,
-            "iCalUId": self.ical_uid,
-            "reminderMinutesBeforeStart": self.reminder_minutes,
-            "isReminderOn": self.is_reminder_on,
-            "hasAttachments": false,
-            "subject": self.subject,
-            "bodyPreview": self.body.preview(),
-            "importance": self.importance,
-            "sensitivity": self.sensitivity,
-            "isAllDay": matches!(self.span, Span::AllDay { .. }),
-            "isCancelled": false,
-            "isOrganizer": true,
-            "isDraft": false,
-            "responseRequested": self.response_requested,
-            "seriesMasterId": null,
-            "showAs": self.show_as,
-            "type": "singleInstance",
-            "webLink": format!(
-                "https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item",
-                wire::percent_encode(&self.id)
-            ),
-        });
-        let rest = json!({
-            "onlineMeetingUrl": null,
-            "isOnlineMeeting": self.is_online_meeting,
-            "onlineMeetingProvider": self.online_meeting_provider,
-            "onlineMeeting": null,
-            "allowNewTimeProposals": self.allow_new_time_proposals,
-            "hideAttendees": self.hide_attendees,
-            "occurrenceId": null,
-            "responseStatus": {"response": "organizer", "time": wire::ZERO_TIME},
-            "body": self.body.render(body_type),
-            "start": start,
-            "end": end,
-            "location": location,
-            "locations": locations,
-            "recurrence": null,
-            "attendees": attendees,
-            "organizer": {"emailAddress": {"name": owner.display_name, "address": owner.address()}},
-        });
-        if let (Some(out), Value::Object(rest)) = (out.as_object_mut(), rest) {
-            out.extend(rest);
-        }
-        // Only returned when an app set it (the event resource's documentation).
-        if let Some(tx) = &self.transaction_id {
-            out["transactionId"] = json!(tx);
-        }
-        match out {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
-    }
-
-    /// The JSON a `$filter` is evaluated against (UTC, with the extended properties).
-    pub fn filter_json(&self, owner: &UserInfo) -> Value {
-        let mut map = self.render(owner, &Zone::utc(), BodyType::Text);
-        map.insert(
-            "singleValueExtendedProperties".into(),
-            extprops::json(&self.extended),
-        );
-        map.entry("transactionId").or_insert(Value::Null);
-        Value::Object(map)
-    }
 }
 
 fn parse_attendee(obj: &Obj<'_>) -> Result<Attendee, GraphError> {
@@ -728,46 +589,4 @@ fn parse_location(obj: &Obj<'_>) -> Result<Option<Map<String, Value>>, GraphErro
         .and_then(Value::as_str)
         .is_none_or(str::is_empty);
     Ok((!empty).then_some(out))
-}
-
-/// A `physicalAddress` (its string properties; `{}` when empty, as Outlook shows it).
-pub fn physical_address(obj: &Obj<'_>) -> Result<Value, GraphError> {
-    const KEYS: &[&str] = &["street", "city", "state", "countryOrRegion", "postalCode"];
-    obj.known(KEYS)?;
-    let mut out = Map::new();
-    for key in KEYS {
-        if let Some(v) = obj.string(key)? {
-            out.insert((*key).into(), json!(v));
-        }
-    }
-    Ok(Value::Object(out))
-}
-
-fn render_location(location: Option<&Map<String, Value>>) -> (Value, Value) {
-    let Some(location) = location else {
-        return (
-            json!({"displayName": "", "locationType": "default", "uniqueIdType": "unknown", "address": {}, "coordinates": {}}),
-            json!([]),
-        );
-    };
-    let name = location.get("displayName").cloned().unwrap_or(json!(""));
-    let mut main = location.clone();
-    main.entry("locationType").or_insert(json!("default"));
-    main.entry("uniqueId").or_insert(name.clone());
-    main.entry("uniqueIdType").or_insert(json!("private"));
-    let mut first = Map::new();
-    first.insert("displayName".into(), name);
-    first.insert(
-        "locationType".into(),
-        main.get("locationType")
-            .cloned()
-            .unwrap_or(json!("default")),
-    );
-    first.insert("uniqueIdType".into(), json!("unknown"));
-    for key in ["address", "coordinates"] {
-        if let Some(v) = location.get(key) {
-            first.insert(key.into(), v.clone());
-        }
-    }
-    (Value::Object(main), json!([Value::Object(first)]))
 }

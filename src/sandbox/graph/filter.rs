@@ -439,6 +439,90 @@ fn eval_in(expr: &Expr, subject: &Subject<'_>, scope: &Scope<'_>) -> Result<bool
     })
 }
 
+fn walk(expr: &Expr, bound: &mut Vec<String>, out: &mut Vec<String>) {
+    let mut operand = |o: &Operand, bound: &Vec<String>| {
+        if let Operand::Path(path) = o
+            && let Some(first) = path.first()
+            && !bound.contains(first)
+        {
+            out.push(first.clone());
+        }
+    };
+    match expr {
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            walk(a, bound, out);
+            walk(b, bound, out);
+        }
+        Expr::Not(a) => walk(a, bound, out),
+        Expr::Cmp(x, _, y) | Expr::Func(_, x, y) => {
+            operand(x, bound);
+            operand(y, bound);
+        }
+        Expr::Any(path, lambda) => {
+            operand(&Operand::Path(path.clone()), bound);
+            if let Some((var, body)) = lambda {
+                bound.push(var.clone());
+                walk(body, bound, out);
+                bound.pop();
+            }
+        }
+    }
+}
+
+/// The entity's properties a filter reads.
+pub fn properties(expr: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(expr, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Refuses a filter that names a property the entity does not have (even when there is
+/// nothing to filter).
+pub fn check(expr: &Expr, known: &[&str], entity: &str) -> Result<(), GraphError> {
+    for name in properties(expr) {
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(&name)) {
+            return Err(GraphError::unknown_property(&name, entity));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a filter reads more than the extended properties (which need no rendering).
+pub fn needs_full_json(expr: &Expr) -> bool {
+    properties(expr)
+        .iter()
+        .any(|n| !n.eq_ignore_ascii_case("singleValueExtendedProperties"))
+}
+
+/// The items a query's `$filter` keeps (all without one). `json` renders an item, fully or
+/// only its extended properties (see [`needs_full_json`]).
+pub fn matching<'a, T: 'a>(
+    items: impl Iterator<Item = &'a T>,
+    filter: Option<&Expr>,
+    known: &[&str],
+    entity: &str,
+    json: impl Fn(&T, bool) -> Value,
+) -> Result<Vec<&'a T>, GraphError> {
+    let Some(filter) = filter else {
+        return Ok(items.collect());
+    };
+    check(filter, known, entity)?;
+    let full = needs_full_json(filter);
+    let mut out = Vec::new();
+    for item in items {
+        let value = json(item, full);
+        let subject = Subject {
+            json: &value,
+            known,
+            entity,
+        };
+        if eval(filter, &subject)? {
+            out.push(item);
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the entity matches the filter.
 pub fn eval(expr: &Expr, subject: &Subject<'_>) -> Result<bool, GraphError> {
     eval_in(expr, subject, &Scope { var: None })

@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod batch;
+mod body;
 mod calendar;
 mod contacts;
 mod contacts_api;
@@ -13,6 +14,7 @@ mod control;
 mod delta;
 mod error;
 mod events;
+mod events_json;
 mod extprops;
 mod filter;
 mod query;

@@ -4,10 +4,11 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+use super::body::{BodyType, ItemBody};
 use super::error::GraphError;
 use super::store::{Collection, Item, Mailbox};
 use super::tokens::IdKind;
-use super::wire::{self, BodyType, ItemBody, Obj, Zone};
+use super::wire::{self, Obj, Zone};
 use crate::sandbox::scenario::TaskSeed;
 
 pub const STATUS: &[&str] = &[

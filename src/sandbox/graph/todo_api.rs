@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::api::{Ctx, check_id, paged};
 use super::delta::{self, DeltaKind, DeltaState};
 use super::error::{Answer, GraphError, Reply};
-use super::filter::{self, Subject};
+use super::filter;
 use super::query::{Expand, apply_select, parse_expand, parse_select};
 use super::store::{Change, Mailbox};
 use super::todo::{LinkedResource, PROPERTIES, Task, TodoList};
@@ -202,21 +202,13 @@ fn tasks(mb: &Mailbox, ctx: &Ctx<'_>, list_id: &str) -> Answer {
         ));
     }
     let filter = ctx.query.filter()?;
-    let mut items = Vec::new();
-    for task in list.tasks.iter() {
-        if let Some(f) = &filter {
-            let json = task.filter_json();
-            let subject = Subject {
-                json: &json,
-                known: PROPERTIES,
-                entity: "todoTask",
-            };
-            if !filter::eval(f, &subject)? {
-                continue;
-            }
-        }
-        items.push(task);
-    }
+    let items = filter::matching(
+        list.tasks.iter(),
+        filter.as_ref(),
+        PROPERTIES,
+        "todoTask",
+        |t, _| t.filter_json(),
+    )?;
     let context = context(ctx, mb, &format!("('{list_id}')/tasks"));
     paged(ctx, &items, DEFAULT_TOP, MAX_TOP, context, |t| {
         Ok(task_json(t, select.as_deref(), linked))

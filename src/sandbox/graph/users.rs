@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::api::Ctx;
 use super::error::{Answer, GraphError, Reply};
+use super::filter;
 use super::query::{apply_select, parse_select};
 use super::store::{Tenant, UserInfo};
 
@@ -124,7 +125,8 @@ fn context(ctx: &Ctx<'_>, select: Option<&[&str]>, entity: bool) -> String {
 }
 
 pub fn list(tenant: &Tenant, ctx: &Ctx<'_>) -> Answer {
-    ctx.query.allow(&["$select", "$top", "$skiptoken"])?;
+    ctx.query
+        .allow(&["$select", "$top", "$skiptoken", "$filter"])?;
     let top = ctx.query.top(DEFAULT_TOP, MAX_TOP, true)?;
     let select = select(ctx)?;
     let offset = match ctx.query.get("$skiptoken") {
@@ -145,7 +147,16 @@ pub fn list(tenant: &Tenant, ctx: &Ctx<'_>) -> Answer {
             position.offset
         }
     };
-    let users = &tenant.users;
+    // The directory's own filter language is richer; the common comparisons, `startswith`
+    // and `any` over proxyAddresses are emulated.
+    let filter = ctx.query.filter()?;
+    let users = filter::matching(
+        tenant.users.iter(),
+        filter.as_ref(),
+        PROPERTIES,
+        "user",
+        |u, _| render(u, Some(PROPERTIES)),
+    )?;
     let end = offset.saturating_add(top).min(users.len());
     let value: Vec<Value> = users
         .get(offset.min(users.len())..end)
