@@ -172,8 +172,16 @@ pub fn parse_date_time(text: &str) -> Option<(DateTime, Option<Timestamp>)> {
     Some((TimeZone::UTC.to_datetime(ts), Some(ts)))
 }
 
-/// A query parameter's instant (`startDateTime`): with an offset as given, else UTC.
+/// A query parameter's instant (`startDateTime`): with an offset as given, else UTC; a date
+/// alone is its midnight (UTC).
 pub fn parse_instant(text: &str) -> Option<Timestamp> {
+    if let Ok(date) = text.trim().parse::<Date>() {
+        return date
+            .to_datetime(jiff::civil::Time::midnight())
+            .to_zoned(TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp());
+    }
     let (dt, instant) = parse_date_time(text)?;
     match instant {
         Some(ts) => Some(ts),
