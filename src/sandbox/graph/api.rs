@@ -119,7 +119,8 @@ pub fn paged<T>(
         .map(render)
         .collect::<Result<Vec<_>, _>>()?;
     let mut body = json!({ "@odata.context": context });
-    if skip.saturating_add(top) < items.len() {
+    // `$top=0` asks for nothing: no next page (a link to the same empty page would loop).
+    if top > 0 && skip.saturating_add(top) < items.len() {
         let next = ctx.query.rewrite(
             &["$skip", "$top"],
             &[
