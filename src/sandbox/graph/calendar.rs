@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::api::{Ctx, check_id, paged};
 use super::body::BodyType;
-use super::delta::{self, DeltaKind, DeltaState};
+use super::delta::{self, DeltaKind};
 use super::error::{Answer, GraphError, Reply};
 use super::events::Event;
 use super::events_json::PROPERTIES;
@@ -243,36 +243,18 @@ pub fn delta(mb: &Mailbox, ctx: &Ctx<'_>) -> Answer {
         )
     })?;
     let link_base = ctx.link_base();
-    let state = match delta::continued(
-        &ctx.query,
-        ctx.codec,
+    let state = delta::round(
+        ctx,
         DeltaKind::CalendarView,
         &mb.calendar_id,
-        &mb.user.id,
-    )? {
-        Some((state, is_skip)) => delta::start_round(
-            state,
-            is_skip,
-            ctx.epoch,
-            mb.generation,
-            mb.current_seq(),
-            mb.events.floor(),
-            &link_base,
-        )?,
-        None => {
+        mb,
+        mb.events.floor(),
+        |state| {
             let (start, end) = window(ctx)?;
-            let mut state = DeltaState::initial(
-                DeltaKind::CalendarView,
-                &mb.calendar_id,
-                &mb.user.id,
-                ctx.epoch,
-                mb.generation,
-            );
             state.window = Some((start.as_millisecond(), end.as_millisecond()));
-            state.upper = Some(mb.current_seq());
-            state
-        }
-    };
+            Ok(())
+        },
+    )?;
     let (start, end) = state
         .window
         .and_then(|(s, e)| {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::api::{Ctx, check_id, paged};
 use super::contacts::{Contact, ContactFolder, PROPERTIES};
-use super::delta::{self, DeltaKind, DeltaState};
+use super::delta::{self, DeltaKind};
 use super::error::{Answer, GraphError, Reply};
 use super::extprops;
 use super::filter;
@@ -316,35 +316,17 @@ fn delta(mb: &Mailbox, ctx: &Ctx<'_>, folder_id: &str) -> Answer {
     ctx.query.allow(&["$select", "$skiptoken", "$deltatoken"])?;
     let folder = find_folder(mb, folder_id)?;
     let link_base = ctx.link_base();
-    let state = match delta::continued(
-        &ctx.query,
-        ctx.codec,
+    let state = delta::round(
+        ctx,
         DeltaKind::Contacts,
         folder_id,
-        &mb.user.id,
-    )? {
-        Some((state, is_skip)) => delta::start_round(
-            state,
-            is_skip,
-            ctx.epoch,
-            mb.generation,
-            mb.current_seq(),
-            folder.contacts.floor(),
-            &link_base,
-        )?,
-        None => {
-            let mut state = DeltaState::initial(
-                DeltaKind::Contacts,
-                folder_id,
-                &mb.user.id,
-                ctx.epoch,
-                mb.generation,
-            );
+        mb,
+        folder.contacts.floor(),
+        |state| {
             state.select = ctx.query.get("$select").map(str::to_string);
-            state.upper = Some(mb.current_seq());
-            state
-        }
-    };
+            Ok(())
+        },
+    )?;
     let select = state
         .select
         .as_deref()

@@ -9,9 +9,10 @@ use axum::http::header::LOCATION;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::api::Ctx;
 use super::error::GraphError;
 use super::query::{Prefer, Query};
-use super::store::{Change, Collection, Item};
+use super::store::{Change, Collection, Item, Mailbox};
 use super::tokens::Codec;
 
 /// Outlook's page size for delta queries when the client states none, and the most it gives.
@@ -125,7 +126,7 @@ fn invalid_token() -> GraphError {
 }
 
 /// The state to continue from, when the request carries a token (`None` for a first round).
-pub fn continued(
+fn continued(
     query: &Query,
     codec: &Codec,
     kind: DeltaKind,
@@ -149,7 +150,7 @@ pub fn continued(
 }
 
 /// Checks a continued state against the mailbox and fixes the round's bounds.
-pub fn start_round(
+fn start_round(
     mut state: DeltaState,
     is_skip: bool,
     epoch: u64,
@@ -172,6 +173,36 @@ pub fn start_round(
         return Err(gone(&state, link_base));
     }
     Ok(state)
+}
+
+/// The state of this request's round: continued from its token, or a first round (up to
+/// the mailbox's latest change) that `first` sets up (window, `$select`, ...).
+pub fn round(
+    ctx: &Ctx<'_>,
+    kind: DeltaKind,
+    collection: &str,
+    mb: &Mailbox,
+    floor: u64,
+    first: impl FnOnce(&mut DeltaState) -> Result<(), GraphError>,
+) -> Result<DeltaState, GraphError> {
+    match continued(&ctx.query, ctx.codec, kind, collection, &mb.user.id)? {
+        Some((state, is_skip)) => start_round(
+            state,
+            is_skip,
+            ctx.epoch,
+            mb.generation,
+            mb.current_seq(),
+            floor,
+            &ctx.link_base(),
+        ),
+        None => {
+            let mut state =
+                DeltaState::initial(kind, collection, &mb.user.id, ctx.epoch, mb.generation);
+            state.upper = Some(mb.current_seq());
+            first(&mut state)?;
+            Ok(state)
+        }
+    }
 }
 
 /// The page size a request asks for with `Prefer: odata.maxpagesize` (and whether it did).

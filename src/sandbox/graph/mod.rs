@@ -125,19 +125,10 @@ pub fn target_of(state: &SandboxState, path: &str) -> Target {
     }
 }
 
-fn error_body(code: &str, message: &str) -> serde_json::Value {
-    let now = jiff::Timestamp::now();
-    json!({
-        "error": {
-            "code": code,
-            "message": message,
-            "innerError": {
-                "date": now.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
-                "request-id": uuid::Uuid::new_v4().to_string(),
-                "client-request-id": uuid::Uuid::new_v4().to_string(),
-            }
-        }
-    })
+/// An error body outside a request's handling (real time, fresh ids).
+fn error_body(status: StatusCode, code: &str, message: &str) -> serde_json::Value {
+    let ids = error::RequestIds::of(&axum::http::HeaderMap::new());
+    GraphError::new(status, code, message).body(&ids, jiff::Timestamp::now())
 }
 
 /// The documented throttling answer (the caller adds `Retry-After`).
@@ -175,5 +166,5 @@ pub fn server_error(status: u16) -> Response {
         504 => ("gatewayTimeout", "The gateway timed out."),
         _ => ("generalException", "An internal server error occurred."),
     };
-    (status, Json(error_body(code, message))).into_response()
+    (status, Json(error_body(status, code, message))).into_response()
 }

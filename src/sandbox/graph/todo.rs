@@ -120,6 +120,16 @@ pub struct LinkedResource {
 }
 
 impl LinkedResource {
+    pub fn new(id: String) -> Self {
+        LinkedResource {
+            id,
+            web_url: None,
+            application_name: None,
+            display_name: None,
+            external_id: None,
+        }
+    }
+
     /// Sets what a create or update body gives.
     pub fn apply(&mut self, obj: &Obj<'_>) -> Result<(), GraphError> {
         obj.known(&[
@@ -290,13 +300,7 @@ impl Task {
             .objects("linkedResources", "linkedResource")?
             .unwrap_or_default()
         {
-            let mut linked = LinkedResource {
-                id: mailbox.new_guid(),
-                web_url: None,
-                application_name: None,
-                display_name: None,
-                external_id: None,
-            };
+            let mut linked = LinkedResource::new(mailbox.new_guid());
             linked.apply(&item)?;
             task.linked.push(linked);
         }

@@ -4,7 +4,7 @@ use axum::http::header::LOCATION;
 use serde_json::{Value, json};
 
 use super::api::{Ctx, check_id, paged};
-use super::delta::{self, DeltaKind, DeltaState};
+use super::delta::{self, DeltaKind};
 use super::error::{Answer, GraphError, Reply};
 use super::filter;
 use super::query::{Expand, apply_select, parse_expand, parse_select};
@@ -277,36 +277,18 @@ fn delta(mb: &Mailbox, ctx: &Ctx<'_>, list_id: &str) -> Answer {
         .allow(&["$select", "$expand", "$top", "$skiptoken", "$deltatoken"])?;
     let list = find_list(mb, list_id)?;
     let link_base = ctx.link_base();
-    let state = match delta::continued(
-        &ctx.query,
-        ctx.codec,
+    let state = delta::round(
+        ctx,
         DeltaKind::Tasks,
         list_id,
-        &mb.user.id,
-    )? {
-        Some((state, is_skip)) => delta::start_round(
-            state,
-            is_skip,
-            ctx.epoch,
-            mb.generation,
-            mb.current_seq(),
-            list.tasks.floor(),
-            &link_base,
-        )?,
-        None => {
-            let mut state = DeltaState::initial(
-                DeltaKind::Tasks,
-                list_id,
-                &mb.user.id,
-                ctx.epoch,
-                mb.generation,
-            );
+        mb,
+        list.tasks.floor(),
+        |state| {
             state.select = ctx.query.get("$select").map(str::to_string);
             state.expand = ctx.query.get("$expand").map(str::to_string);
-            state.upper = Some(mb.current_seq());
-            state
-        }
-    };
+            Ok(())
+        },
+    )?;
     let select = state
         .select
         .as_deref()
@@ -376,13 +358,7 @@ fn create_linked(mb: &mut Mailbox, ctx: &Ctx<'_>, list_id: &str, task_id: &str) 
     ctx.query.allow(&[])?;
     let mut task = find_task(mb, list_id, task_id)?.clone();
     let body = ctx.json_body()?;
-    let mut linked = LinkedResource {
-        id: mb.new_guid(),
-        web_url: None,
-        application_name: None,
-        display_name: None,
-        external_id: None,
-    };
+    let mut linked = LinkedResource::new(mb.new_guid());
     linked.apply(&Obj::new(&body, "linkedResource"))?;
     task.linked.push(linked.clone());
     // A linked resource changes its task: a new change key, and the task shows in delta.
