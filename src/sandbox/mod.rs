@@ -114,6 +114,11 @@ pub struct SandboxState {
 #[derive(Debug, Clone, Copy)]
 pub struct BatchParent(pub u64);
 
+/// The log sequence number of the request being handled (set by the middleware), so that
+/// `$batch` can mark its items with [`BatchParent`].
+#[derive(Debug, Clone, Copy)]
+pub struct LogSeq(pub u64);
+
 impl SandboxState {
     pub fn scenario(&self) -> Scenario {
         self.scenario
@@ -472,10 +477,11 @@ fn body_that_breaks(truncate: bool) -> Response {
 /// the log entry.
 async fn emulate(
     State((state, emulator, limited)): State<(Arc<SandboxState>, Emulator, bool)>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let seq = state.log.next_seq();
+    request.extensions_mut().insert(LogSeq(seq));
     let started = Instant::now();
     let at = state.clock.now();
     let method = request.method().to_string();
