@@ -546,10 +546,27 @@ async fn emulate(
         Some(FaultKind::Reset) => body_that_breaks(false),
         Some(FaultKind::Truncate) => body_that_breaks(true),
         Some(FaultKind::Slow { delay }) => {
-            tokio::time::sleep(delay).await;
-            admit_and_run(&state, emulator, limited, &target, at, request, next).await
+            Admission {
+                state: &state,
+                emulator,
+                limited,
+                target: &target,
+                at,
+            }
+            .run(request, next, delay)
+            .await
         }
-        None => admit_and_run(&state, emulator, limited, &target, at, request, next).await,
+        None => {
+            Admission {
+                state: &state,
+                emulator,
+                limited,
+                target: &target,
+                at,
+            }
+            .run(request, next, Duration::ZERO)
+            .await
+        }
     };
 
     state.log.push(LoggedRequest {
@@ -567,31 +584,48 @@ async fn emulate(
     response
 }
 
-async fn admit_and_run(
-    state: &SandboxState,
+/// A request on its way past the limits.
+struct Admission<'a> {
+    state: &'a SandboxState,
     emulator: Emulator,
     limited: bool,
-    target: &Target,
+    target: &'a Target,
     at: jiff::Timestamp,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !limited {
-        return next.run(request).await;
-    }
-    match state.limits.admit(target) {
-        Ok(_in_flight) => next.run(request).await,
-        Err(refusal) => {
-            let (retry_after, concurrency) = match refusal {
-                limits::Refusal::Rate { retry_after } => (retry_after, false),
-                limits::Refusal::Concurrency { retry_after } => (retry_after, true),
-            };
-            state.limits.told_to_wait(target, retry_after);
-            throttled(
-                emulator,
-                retry_after_value(retry_after, false, at),
-                concurrency,
-            )
+}
+
+impl Admission<'_> {
+    /// Admits the request under the limits and runs it; a slow answer (an injected delay)
+    /// holds its place in the mailbox's concurrency count while it waits, as a slow service
+    /// would.
+    async fn run(self, request: Request, next: Next, delay: Duration) -> Response {
+        let Admission {
+            state,
+            emulator,
+            limited,
+            target,
+            at,
+        } = self;
+        if !limited {
+            tokio::time::sleep(delay).await;
+            return next.run(request).await;
+        }
+        match state.limits.admit(target) {
+            Ok(_in_flight) => {
+                tokio::time::sleep(delay).await;
+                next.run(request).await
+            }
+            Err(refusal) => {
+                let (retry_after, concurrency) = match refusal {
+                    limits::Refusal::Rate { retry_after } => (retry_after, false),
+                    limits::Refusal::Concurrency { retry_after } => (retry_after, true),
+                };
+                state.limits.told_to_wait(target, retry_after);
+                throttled(
+                    emulator,
+                    retry_after_value(retry_after, false, at),
+                    concurrency,
+                )
+            }
         }
     }
 }

@@ -56,10 +56,22 @@ struct TokenError {
     error_description: String,
 }
 
+/// The national clouds' Graph hosts are their own resources; anything else (the public cloud,
+/// a proxy, the sandbox) stands for the public Graph.
+const CLOUD_SUFFIXES: &[&str] = &[".microsoft.com", ".microsoft.us", ".chinacloudapi.cn"];
+
 /// `https://graph.microsoft.com/.default` for the public cloud, the national clouds' own
-/// resource for theirs (and the sandbox's for the sandbox): the Graph base URL's origin.
+/// resource (`https://graph.microsoft.us/.default`, ...) for theirs.
 pub fn scope_for(graph_base: &Url) -> String {
-    format!("{}/.default", graph_base.origin().ascii_serialization())
+    let host = graph_base
+        .host_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if graph_base.scheme() == "https" && CLOUD_SUFFIXES.iter().any(|s| host.ends_with(s)) {
+        format!("https://{host}/.default")
+    } else {
+        "https://graph.microsoft.com/.default".to_string()
+    }
 }
 
 impl GraphTokens {

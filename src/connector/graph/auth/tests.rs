@@ -151,7 +151,12 @@ fn the_scope_follows_the_graph_url() {
         "https://graph.microsoft.us/.default"
     );
     assert_eq!(
+        scope("https://microsoftgraph.chinacloudapi.cn/v1.0"),
+        "https://microsoftgraph.chinacloudapi.cn/.default"
+    );
+    // A proxy or the sandbox stands in for the public cloud.
+    assert_eq!(
         scope("http://127.0.0.1:7700/v1.0"),
-        "http://127.0.0.1:7700/.default"
+        "https://graph.microsoft.com/.default"
     );
 }
