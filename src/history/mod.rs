@@ -5,13 +5,17 @@
 //! but rebuildable from the stamps on mailbox items (DESIGN invariant 4), so a database that
 //! sled reports as corrupt is moved aside and a fresh one started, never silently reused.
 
+mod handoff;
 mod lock;
+mod user;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use handoff::Handoff;
 pub use lock::{LOCK_FILE, LockError, RankLock};
+pub use user::{Commit, Cursors, Intent, KindStats, Pair, Side, UserHistory};
 
 use crate::registry::SyncUserId;
 
@@ -48,6 +52,21 @@ pub enum HistoryError {
     },
     #[error("history database {}: {source}", path.display())]
     Storage { path: PathBuf, source: sled::Error },
+    #[error("history of sync user {user}: {source}")]
+    User {
+        user: SyncUserId,
+        source: sled::Error,
+    },
+    #[error("history: cannot encode a record: {0}")]
+    Encoding(String),
+    #[error(
+        "history: {what} cannot be read ({cause}); the user's history will be rebuilt from the stamps"
+    )]
+    Unreadable { what: String, cause: String },
+    #[error("history hand-over file {}: {what}", path.display())]
+    Handoff { path: PathBuf, what: String },
+    #[error("sync user {user} already has history here; refusing to import over it")]
+    ImportOverExisting { user: SyncUserId },
 }
 
 /// A rank's history database.
@@ -246,12 +265,22 @@ impl History {
             .any(|name| name.as_ref() == user.as_str().as_bytes())
     }
 
+    /// The history of `user` (its tree is created on first use).
+    pub fn user(&self, user: &SyncUserId) -> Result<UserHistory, HistoryError> {
+        let tree = self
+            .db
+            .open_tree(user.as_str())
+            .map_err(|e| self.storage(e))?;
+        Ok(UserHistory {
+            user: user.clone(),
+            tree,
+            db: self.db.clone(),
+        })
+    }
+
     /// Creates the (empty) history tree of `user` if it has none.
     pub fn ensure_user(&self, user: &SyncUserId) -> Result<(), HistoryError> {
-        self.db
-            .open_tree(user.as_str())
-            .map(|_| ())
-            .map_err(|e| self.storage(e))
+        self.user(user).map(|_| ())
     }
 
     /// Deletes the whole history of `user` and nothing else. True if it existed.

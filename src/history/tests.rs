@@ -117,3 +117,252 @@ async fn flush_writes_to_disk() {
     history.flush().await.unwrap();
     assert!(history.size_on_disk().unwrap() > 0);
 }
+
+mod users {
+    use super::*;
+    use crate::connector::model::{ContentHash, CrmId, Cursor, Kind, MailboxItemId, Version};
+
+    fn pair(crm: u32, mailbox: &str) -> Pair {
+        Pair {
+            crm_id: CrmId(crm),
+            mailbox_id: MailboxItemId(mailbox.to_string()),
+            crm_version: Version(format!("c{crm}")),
+            mailbox_version: Version(format!("m{mailbox}")),
+            hash: ContentHash([crm as u8; 16]),
+            origin: Side::Crm,
+            span: Some((1, 2)),
+            stamped: true,
+        }
+    }
+
+    fn open(dir: &Path) -> History {
+        History::open(dir, &options()).unwrap().history
+    }
+
+    #[test]
+    fn pairs_are_found_from_either_side_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path()).user(&user("u")).unwrap();
+        h.commit(
+            Kind::Diary,
+            &Commit {
+                put: vec![pair(1, "AAA"), pair(2, "BBB")],
+                crm_cursor: Some(Cursor("w1".into())),
+                mailbox_cursor: Some(Cursor("d1".into())),
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            h.pair_by_crm(Kind::Diary, CrmId(1)).unwrap(),
+            Some(pair(1, "AAA"))
+        );
+        assert_eq!(
+            h.pair_by_mailbox(Kind::Diary, &MailboxItemId("BBB".into()))
+                .unwrap(),
+            Some(pair(2, "BBB"))
+        );
+        assert_eq!(
+            h.pair_by_crm(Kind::Task, CrmId(1)).unwrap(),
+            None,
+            "kinds are apart"
+        );
+        assert_eq!(h.pair_count(Kind::Diary).unwrap(), 2);
+        assert_eq!(
+            h.cursors(Kind::Diary).unwrap().crm,
+            Some(Cursor("w1".into()))
+        );
+        assert_eq!(h.pairs(Kind::Diary).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_commit_applied_twice_changes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path()).user(&user("u")).unwrap();
+        let commit = Commit {
+            put: vec![pair(1, "AAA")],
+            remove: vec![CrmId(9)],
+            mailbox_cursor: Some(Cursor("d1".into())),
+            ..Commit::default()
+        };
+        h.commit(Kind::Task, &commit).unwrap();
+        let once = h.checksum().unwrap();
+        h.commit(Kind::Task, &commit).unwrap();
+        assert_eq!(h.checksum().unwrap(), once);
+        assert_eq!(h.pair_count(Kind::Task).unwrap(), 1);
+    }
+
+    #[test]
+    fn repairing_keeps_the_index_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path()).user(&user("u")).unwrap();
+        let kind = Kind::Contact;
+        h.commit(
+            kind,
+            &Commit {
+                put: vec![pair(1, "AAA")],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+        // The CRM item now pairs with another mailbox item: the old reverse entry goes.
+        h.commit(
+            kind,
+            &Commit {
+                put: vec![pair(1, "NEW")],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            h.pair_by_mailbox(kind, &MailboxItemId("AAA".into()))
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            h.pair_by_mailbox(kind, &MailboxItemId("NEW".into()))
+                .unwrap()
+                .unwrap()
+                .crm_id,
+            CrmId(1)
+        );
+        // Another CRM item claims that mailbox item: the stale pair goes with it.
+        h.commit(
+            kind,
+            &Commit {
+                put: vec![pair(2, "NEW")],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(h.pair_by_crm(kind, CrmId(1)).unwrap(), None);
+        assert_eq!(h.pair_count(kind).unwrap(), 1);
+        h.commit(
+            kind,
+            &Commit {
+                remove: vec![CrmId(2)],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(h.pair_count(kind).unwrap(), 0);
+        assert_eq!(
+            h.entries()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k[0] == b'p')
+                .count(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn intents_are_durable_until_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let intent = {
+            let h = open(dir.path()).user(&user("u")).unwrap();
+            h.record_intent(Intent {
+                id: 0,
+                kind: Kind::Diary,
+                target: Side::Mailbox,
+                from_crm: Some(CrmId(7)),
+                from_mailbox: None,
+                stamp: None,
+                hash: ContentHash([1; 16]),
+                started: 1_800_000_000,
+            })
+            .await
+            .unwrap()
+        };
+        let h = open(dir.path()).user(&user("u")).unwrap();
+        assert_eq!(h.intents(Kind::Diary).unwrap(), vec![intent.clone()]);
+        h.commit(
+            Kind::Diary,
+            &Commit {
+                put: vec![pair(7, "X")],
+                resolved_intents: vec![intent.id],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+        assert!(h.intents(Kind::Diary).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn removing_one_user_leaves_the_others_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = open(dir.path());
+        for (n, id) in ["a", "b", "c"].iter().enumerate() {
+            let h = history.user(&user(id)).unwrap();
+            let pairs = (0..50)
+                .map(|i| pair(i + 100 * n as u32, &format!("{id}{i}")))
+                .collect();
+            h.commit(
+                Kind::Diary,
+                &Commit {
+                    put: pairs,
+                    ..Commit::default()
+                },
+            )
+            .unwrap();
+        }
+        let before: Vec<String> = ["a", "c"]
+            .iter()
+            .map(|id| history.user(&user(id)).unwrap().checksum().unwrap())
+            .collect();
+        assert!(history.drop_user(&user("b")).unwrap());
+        let after: Vec<String> = ["a", "c"]
+            .iter()
+            .map(|id| history.user(&user(id)).unwrap().checksum().unwrap())
+            .collect();
+        assert_eq!(before, after);
+        assert!(!history.has_user(&user("b")));
+        // Re-added, it starts empty.
+        assert_eq!(
+            history
+                .user(&user("b"))
+                .unwrap()
+                .pair_count(Kind::Diary)
+                .unwrap(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handed_over_history_arrives_intact_and_never_overwrites() {
+        let from_dir = tempfile::tempdir().unwrap();
+        let to_dir = tempfile::tempdir().unwrap();
+        let from = open(from_dir.path());
+        let h = from.user(&user("u")).unwrap();
+        h.commit(
+            Kind::Diary,
+            &Commit {
+                put: (0..20).map(|i| pair(i, &format!("m{i}"))).collect(),
+                mailbox_cursor: Some(Cursor("delta".into())),
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+        let handoff = from.export_user(&user("u")).unwrap();
+        let file = from_dir.path().join("u.handoff");
+        handoff.write(&file).unwrap();
+
+        let to = open(to_dir.path());
+        let read = Handoff::read(&file).unwrap();
+        to.import_user(&read).await.unwrap();
+        let imported = to.user(&user("u")).unwrap();
+        assert_eq!(imported.checksum().unwrap(), h.checksum().unwrap());
+        assert_eq!(imported.pair_count(Kind::Diary).unwrap(), 20);
+        assert!(matches!(
+            to.import_user(&read).await,
+            Err(HistoryError::ImportOverExisting { .. })
+        ));
+
+        // A damaged file is refused.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 40;
+        bytes[last] ^= 0xff;
+        std::fs::write(&file, bytes).unwrap();
+        assert!(Handoff::read(&file).is_err());
+    }
+}
