@@ -95,7 +95,26 @@ enum Attempt {
     Failed(sled::Error),
 }
 
+/// sled's own file lock is released by its flusher thread shortly after the last handle in this
+/// process is dropped; a reopen right after a close may find it still held for a moment. (Our
+/// rank lock is what keeps other processes out.)
 fn attempt_open(path: &Path, options: &HistoryOptions) -> Attempt {
+    let mut waited = Duration::ZERO;
+    loop {
+        match attempt_open_once(path, options) {
+            Attempt::Failed(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && waited < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+                waited += Duration::from_millis(20);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn attempt_open_once(path: &Path, options: &HistoryOptions) -> Attempt {
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(options.cache_capacity_bytes)

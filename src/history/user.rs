@@ -35,8 +35,11 @@ pub struct Pair {
     pub mailbox_id: MailboxItemId,
     pub crm_version: Version,
     pub mailbox_version: Version,
-    /// The neutral item both sides agreed on.
-    pub hash: ContentHash,
+    /// The CRM item's content as last seen or written (the neutral item's hash).
+    pub crm_hash: ContentHash,
+    /// The mailbox item's content as last seen or written. It differs from `crm_hash` only
+    /// where one side cannot hold what the other can (a lossy mapping).
+    pub mailbox_hash: ContentHash,
     pub origin: Side,
     /// The item's span as last synced, in Unix seconds (all-day items from UTC midnight),
     /// to tell an item that left the sync window from one that was deleted.
