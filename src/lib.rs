@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod connector;
+pub mod engine;
 pub mod exit;
 pub mod history;
 pub mod limits;

@@ -133,6 +133,7 @@ mod users {
             origin: Side::Crm,
             span: Some((1, 2)),
             stamped: true,
+            mailbox_read_only: false,
         }
     }
 

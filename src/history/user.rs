@@ -46,6 +46,8 @@ pub struct Pair {
     pub span: Option<(i64, i64)>,
     /// The mailbox item carries the stamp naming `crm_id`.
     pub stamped: bool,
+    /// The mailbox item is a meeting someone else organised: read, never rewritten.
+    pub mailbox_read_only: bool,
 }
 
 /// A create in flight: recorded (and flushed) before the create is sent, removed in the commit
