@@ -168,6 +168,15 @@ pub trait MailboxConnector: Send + Sync {
         id: &MailboxItemId,
     ) -> impl Future<Output = Result<Deleted, ConnectorError>> + Send;
 
+    /// The item as it is now, or `None` if it no longer exists (to tell a deletion from an
+    /// item that left the delta's view).
+    fn get(
+        &self,
+        mailbox: &MailboxRef,
+        kind: Kind,
+        id: &MailboxItemId,
+    ) -> impl Future<Output = Result<Option<Observed<MailboxItemId>>, ConnectorError>> + Send;
+
     /// The item carrying `stamp`, if there is one (to resolve an intent after a crash, and
     /// to rebuild history).
     fn find_by_stamp(
@@ -228,6 +237,15 @@ pub trait CrmConnector: Send + Sync {
         associate: u32,
         item: &Item,
     ) -> impl Future<Output = Result<Written<CrmId>, ConnectorError>> + Send;
+
+    /// An item of `associate` with `item`'s content registered at or after `since`: the one a
+    /// create made whose answer was lost (the CRM has no stamp to look for).
+    fn find_created(
+        &self,
+        associate: u32,
+        item: &Item,
+        since: jiff::Timestamp,
+    ) -> impl Future<Output = Result<Option<Observed<CrmId>>, ConnectorError>> + Send;
 
     /// Updates the item if it is still at `expected`; [`ConnectorError::Conflict`] if someone
     /// changed it since.

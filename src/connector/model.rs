@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 pub use crate::registry::Kind;
 
 /// When a diary item happens.
+// Externally tagged: the compact binary encoding of history (postcard) needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum When {
     /// A span between two instants.
     Timed { start: Timestamp, end: Timestamp },
@@ -108,7 +109,7 @@ pub struct ContactItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum Item {
     Diary(DiaryItem),
     Task(TaskItem),
@@ -325,7 +326,7 @@ mod tests {
         // model's serialized form changes it; then history must be migrated.
         assert_eq!(
             a.content_hash().to_string(),
-            "cb17c6fe7fd1c85a2c978ec52edeff9d"
+            "4dda7286e3b597b52f04ce1397d465c9"
         );
     }
 

@@ -270,7 +270,13 @@ mod users {
                 from_crm: Some(CrmId(7)),
                 from_mailbox: None,
                 stamp: None,
-                hash: ContentHash([1; 16]),
+                item: crate::connector::model::Item::Task(crate::connector::model::TaskItem {
+                    title: "Call back".into(),
+                    body: String::new(),
+                    due: None,
+                    completed: None,
+                    importance: crate::connector::model::Importance::Normal,
+                }),
                 started: 1_800_000_000,
             })
             .await

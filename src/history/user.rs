@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::HistoryError;
-use crate::connector::model::{ContentHash, CrmId, Cursor, Kind, MailboxItemId, Stamp, Version};
+use crate::connector::model::{
+    ContentHash, CrmId, Cursor, Item, Kind, MailboxItemId, Stamp, Version,
+};
 use crate::registry::SyncUserId;
 
 /// Which side an item started on.
@@ -66,7 +68,7 @@ pub struct Intent {
     /// The stamp the new mailbox item carries (creates in the mailbox).
     pub stamp: Option<Stamp>,
     /// The content being written, to find a CRM item made by a create whose answer was lost.
-    pub hash: ContentHash,
+    pub item: Item,
     /// When the create was started, Unix seconds (given by the caller: no clock here).
     pub started: i64,
 }
