@@ -12,6 +12,7 @@
 //! | `c` kind `c` / `m` | the CRM / mailbox [`Cursor`] |
 //! | `i` kind intent id (u64 BE) | [`Intent`] |
 //! | `n` kind | number of pairs (u64 BE) |
+//! | `t` kind | when a cursor of the kind was last committed (Unix seconds, i64 BE) |
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -82,6 +83,8 @@ pub struct Commit {
     pub resolved_intents: Vec<u64>,
     pub crm_cursor: Option<Cursor>,
     pub mailbox_cursor: Option<Cursor>,
+    /// When the pass that commits cursors ran (Unix seconds; given, not read from a clock).
+    pub at: Option<i64>,
 }
 
 /// The cursors of one kind.
@@ -98,6 +101,8 @@ pub struct KindStats {
     pub intents: u64,
     pub crm_cursor: bool,
     pub mailbox_cursor: bool,
+    /// When a cursor was last committed (Unix seconds).
+    pub cursor_committed: Option<i64>,
 }
 
 fn kind_byte(kind: Kind) -> u8 {
@@ -142,6 +147,10 @@ fn intent_key(kind: Kind, id: u64) -> Vec<u8> {
 
 fn count_key(kind: Kind) -> [u8; 2] {
     [b'n', kind_byte(kind)]
+}
+
+fn time_key(kind: Kind) -> [u8; 2] {
+    [b't', kind_byte(kind)]
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, HistoryError> {
@@ -369,6 +378,10 @@ impl UserHistory {
             if let Some(cursor) = &mailbox_cursor {
                 tx.insert(&cursor_key(kind, Side::Mailbox), cursor.as_slice())?;
             }
+            if let (Some(at), true) = (commit.at, crm_cursor.is_some() || mailbox_cursor.is_some())
+            {
+                tx.insert(&time_key(kind), &at.to_be_bytes())?;
+            }
             Ok(())
         });
         match result {
@@ -381,11 +394,18 @@ impl UserHistory {
     /// Statistics of one kind.
     pub fn stats(&self, kind: Kind) -> Result<KindStats, HistoryError> {
         let cursors = self.cursors(kind)?;
+        let committed = self
+            .tree
+            .get(time_key(kind))
+            .map_err(|e| self.storage(e))?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(i64::from_be_bytes);
         Ok(KindStats {
             pairs: self.pair_count(kind)?,
             intents: self.intents(kind)?.len() as u64,
             crm_cursor: cursors.crm.is_some(),
             mailbox_cursor: cursors.mailbox.is_some(),
+            cursor_committed: committed,
         })
     }
 

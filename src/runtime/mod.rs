@@ -6,6 +6,7 @@
 //! second signal exits at once.
 
 mod notify;
+pub mod pass;
 mod registry_watch;
 mod scheduler;
 mod signals;

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod history;
+mod sandbox;
+
 use crate::exit;
 use crate::logging::{self, LogError};
 use crate::registry::Rank;
@@ -40,33 +43,19 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Inspect a rank's sync history.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
     /// Serve emulated SuperOffice and Microsoft Graph APIs on loopback until SIGTERM/SIGINT.
-    Sandbox(Box<SandboxArgs>),
+    Sandbox(Box<sandbox::SandboxArgs>),
 }
 
-#[derive(Debug, clap::Args)]
-struct SandboxArgs {
-    /// Address of the Graph listener; the SuperOffice listeners take the next two ports
-    /// (free ports when the port is 0).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7700")]
-    listen: std::net::SocketAddr,
-    /// "small", "empty", "generated:users=N[,events=N][,tasks=N][,contacts=N][,seed=N]", or a
-    /// JSON scenario file.
-    #[arg(long, value_name = "NAME|FILE", default_value = "small")]
-    scenario: String,
-    /// The services' documented limits ("real"), none ("off"), or rates divided by FACTOR
-    /// ("scaled:FACTOR").
-    #[arg(long, value_name = "real|scaled:FACTOR|off", default_value = "real")]
-    limits: crate::sandbox::LimitSpec,
-    /// Also write a crmsync configuration for this sandbox (crmsync.toml and secret files) into DIR.
-    #[arg(long, value_name = "DIR")]
-    write_config: Option<PathBuf>,
-    /// The state directory named in the written configuration [default: DIR/state].
-    #[arg(long, value_name = "DIR", requires = "write_config")]
-    state_dir: Option<PathBuf>,
-    /// Print the URLs and credentials as one JSON line instead of text.
-    #[arg(long)]
-    json: bool,
+#[derive(Debug, Subcommand)]
+enum HistoryCommand {
+    /// Pairs per kind, open intents and the last cursor of each user (a stopped rank).
+    Stats(history::StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,74 +86,6 @@ pub fn main() -> u8 {
             code
         }
     }
-}
-
-async fn serve_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
-    use crate::sandbox::{Sandbox, SandboxOptions, Scenario};
-    let scenario = Scenario::load(&args.scenario, jiff::Timestamp::now())?;
-    let sandbox = Sandbox::start(SandboxOptions {
-        listen: args.listen,
-        scenario,
-        limits: args.limits,
-    })
-    .await?;
-    let config = match &args.write_config {
-        Some(dir) => {
-            let state_dir = match &args.state_dir {
-                Some(s) => s.clone(),
-                None => std::path::absolute(dir.join("state"))?,
-            };
-            Some(sandbox.write_config(&std::path::absolute(dir)?, &state_dir)?)
-        }
-        None => None,
-    };
-    let urls = sandbox.urls();
-    let credentials = sandbox.credentials();
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        let line = serde_json::json!({
-            "urls": urls,
-            "credentials": credentials,
-            "scenario": sandbox.state().scenario().name,
-            "config": config,
-        });
-        writeln!(stdout, "{line}")?;
-    } else {
-        writeln!(
-            stdout,
-            "crmsync sandbox ({} scenario), until SIGTERM or Ctrl-C\n\n\
-             Microsoft Graph       {}\n\
-             identity platform     {}  (tenant {}, client id {}, secret {})\n\
-             SuperOffice           {}  (context {}, system-user auth; Basic: {} / {})\n\
-             SuperOffice tenant    {}\n\
-             control API           {}",
-            sandbox.state().scenario().name,
-            urls.graph,
-            urls.authority,
-            credentials.graph_tenant_id,
-            credentials.graph_client_id,
-            credentials.graph_client_secret,
-            urls.superoffice,
-            credentials.superoffice_context_identifier,
-            credentials.superoffice_username,
-            credentials.superoffice_password,
-            urls.superoffice_tenant,
-            urls.control,
-        )?;
-        if let Some(config) = &config {
-            writeln!(stdout, "crmsync configuration {}", config.display())?;
-        }
-    }
-    stdout.flush()?;
-    drop(stdout);
-    let mut signals = signal_hook_tokio::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])?;
-    use futures::StreamExt;
-    let _ = signals.next().await;
-    sandbox.shutdown().await;
-    Ok(())
 }
 
 /// The exit code for an error: the first error in the chain that has one decides.
@@ -199,6 +120,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stdout.write_all(loaded.render().as_bytes())?;
             Ok(())
         }
+        Command::History {
+            command: HistoryCommand::Stats(args),
+        } => {
+            let loaded = settings::load(&load)?;
+            history::stats(&loaded.settings, &args)
+        }
         Command::Sandbox(args) => {
             let logging = crate::settings::LogSettings {
                 format: crate::settings::LogFormat::Text,
@@ -209,7 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .thread_name("crmsync-sandbox")
                 .build()?;
-            runtime.block_on(serve_sandbox(*args))
+            runtime.block_on(sandbox::serve(*args))
         }
         Command::Run { rank } => {
             let loaded = settings::load(&load)?;

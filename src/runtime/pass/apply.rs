@@ -1,0 +1,455 @@
+//! Carrying out a plan: each action through the connectors, each create announced by a durable
+//! intent first, each result recorded as a pair change; pair changes committed every few
+//! actions and at the end together with the cursors.
+//!
+//! Errors: an item the service refuses (`ConnectorError::Item`) or one that changed meanwhile
+//! (`Conflict`) is set aside for this pass and the others go on; anything else ends the pass
+//! (what is done so far is committed; the cursors are not, so the rest is read again).
+
+use super::{PassError, PassReport, PassSpec};
+use crate::connector::model::{CrmId, Item, Kind, MailboxItemId, Observed, Stamp, Version};
+use crate::connector::{ConnectorError, CrmConnector, Deleted, MailboxConnector, Written};
+use crate::engine::{Action, AfterLink, span_of, stamp_for};
+use crate::history::{Commit, Intent, Pair, Side, UserHistory};
+
+/// Pair changes committed after this many actions (and at the end).
+const COMMIT_EVERY: usize = 50;
+
+/// An item set aside in this pass, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub item: String,
+    pub error: String,
+}
+
+pub(super) struct Applier<'a, M, C> {
+    mailbox: &'a M,
+    crm: &'a C,
+    history: &'a UserHistory,
+    spec: &'a PassSpec<'a>,
+    pending: Commit,
+    since_commit: usize,
+}
+
+fn new_pair(
+    crm: CrmId,
+    crm_version: Version,
+    mailbox: MailboxItemId,
+    mailbox_version: Version,
+    item: &Item,
+    origin: Side,
+    stamped: bool,
+) -> Pair {
+    Pair {
+        crm_id: crm,
+        mailbox_id: mailbox,
+        crm_version,
+        mailbox_version,
+        crm_hash: item.content_hash(),
+        mailbox_hash: item.content_hash(),
+        origin,
+        span: span_of(item),
+        stamped,
+        mailbox_read_only: matches!(item, Item::Diary(d) if d.organized_by_other),
+    }
+}
+
+/// Whether an error concerns only the item at hand.
+fn item_error(e: &ConnectorError) -> bool {
+    matches!(
+        e,
+        ConnectorError::Item { .. } | ConnectorError::Conflict { .. }
+    )
+}
+
+impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
+    pub(super) fn new(
+        mailbox: &'a M,
+        crm: &'a C,
+        history: &'a UserHistory,
+        spec: &'a PassSpec<'a>,
+    ) -> Self {
+        Applier {
+            mailbox,
+            crm,
+            history,
+            spec,
+            pending: Commit::default(),
+            since_commit: 0,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        self.spec.kind
+    }
+
+    fn put(&mut self, pair: Pair) {
+        self.pending.remove.retain(|id| *id != pair.crm_id);
+        self.pending.put.retain(|p| p.crm_id != pair.crm_id);
+        self.pending.put.push(pair);
+    }
+
+    fn forget(&mut self, crm: CrmId) {
+        self.pending.put.retain(|p| p.crm_id != crm);
+        self.pending.remove.push(crm);
+    }
+
+    fn flush(&mut self) -> Result<(), PassError> {
+        let commit = std::mem::take(&mut self.pending);
+        if commit != Commit::default() {
+            self.history.commit(self.kind(), &commit)?;
+        }
+        self.since_commit = 0;
+        Ok(())
+    }
+
+    /// Commits what is left with the cursors that cover the whole pass.
+    pub(super) async fn finish(
+        mut self,
+        cursors: Commit,
+        _report: &mut PassReport,
+    ) -> Result<(), PassError> {
+        self.pending.crm_cursor = cursors.crm_cursor;
+        self.pending.mailbox_cursor = cursors.mailbox_cursor;
+        self.pending.at = cursors.at;
+        self.flush()
+    }
+
+    async fn intent(
+        &self,
+        target: Side,
+        item: &Item,
+        from_crm: Option<CrmId>,
+        from_mailbox: Option<MailboxItemId>,
+        stamp: Option<Stamp>,
+    ) -> Result<Intent, PassError> {
+        Ok(self
+            .history
+            .record_intent(Intent {
+                id: 0,
+                kind: self.kind(),
+                target,
+                from_crm,
+                from_mailbox,
+                stamp,
+                item: item.clone(),
+                started: self.spec.now.as_second(),
+            })
+            .await?)
+    }
+
+    /// Carries out one action; an item-level failure is reported and set aside.
+    pub(super) async fn apply(
+        &mut self,
+        action: Action,
+        report: &mut PassReport,
+    ) -> Result<(), PassError> {
+        let label = describe(&action, self.kind());
+        match self.apply_one(action, report).await {
+            Ok(()) => {}
+            Err(PassError::Connector(e)) if item_error(&e) => {
+                tracing::warn!(user = %self.spec.user.id, kind = %self.kind(), item = %label, error = %e, "item set aside");
+                report.quarantined.push(Quarantined {
+                    item: label,
+                    error: e.to_string(),
+                });
+            }
+            Err(e) => {
+                // Keep what is done; the rest comes again with the uncommitted cursors.
+                self.flush()?;
+                return Err(e);
+            }
+        }
+        self.since_commit += 1;
+        if self.since_commit >= COMMIT_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    async fn create_in_mailbox(
+        &mut self,
+        crm: &Observed<CrmId>,
+        stamp: &Stamp,
+    ) -> Result<Written<MailboxItemId>, PassError> {
+        let intent = self
+            .intent(
+                Side::Mailbox,
+                &crm.item,
+                Some(crm.id),
+                None,
+                Some(stamp.clone()),
+            )
+            .await?;
+        let mref = self.spec.mailbox();
+        let written = self.mailbox.create(&mref, &crm.item, stamp).await?;
+        self.put(new_pair(
+            crm.id,
+            crm.version.clone(),
+            written.id.clone(),
+            written.version.clone(),
+            &crm.item,
+            Side::Crm,
+            true,
+        ));
+        self.pending.resolved_intents.push(intent.id);
+        Ok(written)
+    }
+
+    async fn apply_one(
+        &mut self,
+        action: Action,
+        report: &mut PassReport,
+    ) -> Result<(), PassError> {
+        let mref = self.spec.mailbox();
+        let kind = self.kind();
+        match action {
+            Action::CreateInMailbox { crm, stamp } => {
+                self.create_in_mailbox(&crm, &stamp).await?;
+                report.created_in_mailbox += 1;
+            }
+            Action::CreateInCrm { mailbox } => {
+                let intent = self
+                    .intent(
+                        Side::Crm,
+                        &mailbox.item,
+                        None,
+                        Some(mailbox.id.clone()),
+                        None,
+                    )
+                    .await?;
+                let written = self
+                    .crm
+                    .create(self.spec.user.associate_id, &mailbox.item)
+                    .await?;
+                let mut pair = new_pair(
+                    written.id,
+                    written.version.clone(),
+                    mailbox.id.clone(),
+                    mailbox.version.clone(),
+                    &mailbox.item,
+                    Side::Mailbox,
+                    false,
+                );
+                self.put(pair.clone());
+                self.pending.resolved_intents.push(intent.id);
+                report.created_in_crm += 1;
+                // The stamp names the new CRM item; its own write bumps the mailbox version.
+                let stamp = stamp_for(self.spec.tenant, kind, written.id);
+                let stamped = self
+                    .mailbox
+                    .set_stamp(&mref, kind, &mailbox.id, &stamp)
+                    .await?;
+                pair.mailbox_version = stamped.version;
+                pair.stamped = true;
+                self.put(pair);
+            }
+            Action::UpdateMailbox { mut pair, from } => {
+                let written = self
+                    .mailbox
+                    .update(&mref, &pair.mailbox_id, &from.item)
+                    .await?;
+                pair.crm_version = from.version.clone();
+                pair.crm_hash = from.item.content_hash();
+                pair.mailbox_version = written.version;
+                pair.mailbox_hash = from.item.content_hash();
+                pair.span = span_of(&from.item);
+                self.put(pair);
+                report.updated_in_mailbox += 1;
+            }
+            Action::UpdateCrm { mut pair, from } => {
+                let written = self
+                    .crm
+                    .update(pair.crm_id, &from.item, &pair.crm_version)
+                    .await?;
+                pair.mailbox_version = from.version.clone();
+                pair.mailbox_hash = from.item.content_hash();
+                pair.crm_version = written.version;
+                pair.crm_hash = from.item.content_hash();
+                pair.span = span_of(&from.item);
+                self.put(pair);
+                report.updated_in_crm += 1;
+            }
+            Action::DeleteInMailbox { pair } => {
+                if self.mailbox.delete(&mref, kind, &pair.mailbox_id).await? == Deleted::Deleted {
+                    report.deleted_in_mailbox += 1;
+                }
+                self.forget(pair.crm_id);
+            }
+            Action::DeleteInCrm { pair } => {
+                if self
+                    .crm
+                    .delete(kind, pair.crm_id, Some(&pair.crm_version))
+                    .await?
+                    == Deleted::Deleted
+                {
+                    report.deleted_in_crm += 1;
+                }
+                self.forget(pair.crm_id);
+            }
+            Action::RestoreInMailbox { pair } => match self.crm.get(kind, pair.crm_id).await? {
+                Some(crm) => {
+                    let stamp = stamp_for(self.spec.tenant, kind, crm.id);
+                    self.create_in_mailbox(&crm, &stamp).await?;
+                    report.restored += 1;
+                }
+                None => self.forget(pair.crm_id),
+            },
+            Action::Link {
+                crm,
+                mailbox,
+                then,
+                stamp,
+                origin,
+            } => {
+                let mut pair = new_pair(
+                    crm.id,
+                    crm.version.clone(),
+                    mailbox.id.clone(),
+                    mailbox.version.clone(),
+                    &crm.item,
+                    origin,
+                    !stamp,
+                );
+                pair.mailbox_hash = mailbox.item.content_hash();
+                pair.mailbox_read_only =
+                    matches!(&mailbox.item, Item::Diary(d) if d.organized_by_other);
+                match then {
+                    AfterLink::Nothing => {}
+                    AfterLink::UpdateMailbox => {
+                        let written = self.mailbox.update(&mref, &mailbox.id, &crm.item).await?;
+                        pair.mailbox_version = written.version;
+                        pair.mailbox_hash = crm.item.content_hash();
+                        report.updated_in_mailbox += 1;
+                    }
+                    AfterLink::UpdateCrm => {
+                        let written = self.crm.update(crm.id, &mailbox.item, &crm.version).await?;
+                        pair.crm_version = written.version;
+                        pair.crm_hash = mailbox.item.content_hash();
+                        pair.span = span_of(&mailbox.item);
+                        report.updated_in_crm += 1;
+                    }
+                }
+                if stamp {
+                    let s = stamp_for(self.spec.tenant, kind, crm.id);
+                    let written = self.mailbox.set_stamp(&mref, kind, &mailbox.id, &s).await?;
+                    pair.mailbox_version = written.version;
+                    pair.stamped = true;
+                }
+                self.put(pair);
+                report.linked += 1;
+            }
+            Action::SetStamp { mut pair, stamp } => {
+                let written = self
+                    .mailbox
+                    .set_stamp(&mref, kind, &pair.mailbox_id, &stamp)
+                    .await?;
+                pair.mailbox_version = written.version;
+                pair.stamped = true;
+                self.put(pair);
+            }
+            Action::Record { pair } => self.put(pair),
+            Action::Forget { pair, why } => {
+                tracing::debug!(user = %self.spec.user.id, %kind, crm = %pair.crm_id, why, "pair forgotten");
+                self.forget(pair.crm_id);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(action: &Action, kind: Kind) -> String {
+    match action {
+        Action::CreateInMailbox { crm, .. } => {
+            format!("{kind} CRM {} (create in the mailbox)", crm.id)
+        }
+        Action::CreateInCrm { mailbox } => {
+            format!("{kind} mailbox {} (create in the CRM)", mailbox.id)
+        }
+        Action::UpdateMailbox { pair, .. }
+        | Action::UpdateCrm { pair, .. }
+        | Action::DeleteInMailbox { pair }
+        | Action::DeleteInCrm { pair }
+        | Action::RestoreInMailbox { pair }
+        | Action::SetStamp { pair, .. }
+        | Action::Record { pair }
+        | Action::Forget { pair, .. } => {
+            format!("{kind} CRM {} / mailbox {}", pair.crm_id, pair.mailbox_id)
+        }
+        Action::Link { crm, mailbox, .. } => {
+            format!("{kind} CRM {} / mailbox {}", crm.id, mailbox.id)
+        }
+    }
+}
+
+/// Creates a crash left in flight: each is looked up (the stamp in the mailbox, the content
+/// in the CRM) and paired if it happened; dropped if it did not (the item is still unpaired,
+/// and the uncommitted cursor brings it back to be created).
+pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
+    mailbox: &M,
+    crm: &C,
+    history: &UserHistory,
+    spec: &PassSpec<'_>,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
+    let kind = spec.kind;
+    let mref = spec.mailbox();
+    for intent in history.intents(kind)? {
+        let mut commit = Commit {
+            resolved_intents: vec![intent.id],
+            ..Commit::default()
+        };
+        match intent.target {
+            Side::Mailbox => {
+                let (Some(stamp), Some(crm_id)) = (&intent.stamp, intent.from_crm) else {
+                    history.commit(kind, &commit)?;
+                    continue;
+                };
+                if let Some(found) = mailbox.find_by_stamp(&mref, stamp).await? {
+                    // The version the CRM item has now, so a later update of it is guarded.
+                    let crm_version = match crm.get(kind, crm_id).await? {
+                        Some(current) => current.version,
+                        None => Version(String::new()),
+                    };
+                    let mut pair = new_pair(
+                        crm_id,
+                        crm_version,
+                        found.id.clone(),
+                        found.version.clone(),
+                        &intent.item,
+                        Side::Crm,
+                        true,
+                    );
+                    pair.mailbox_hash = found.item.content_hash();
+                    commit.put.push(pair);
+                    report.intents_resolved += 1;
+                }
+            }
+            Side::Crm => {
+                let since = jiff::Timestamp::from_second(intent.started - 60)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                if let (Some(mailbox_id), Some(found)) = (
+                    intent.from_mailbox.clone(),
+                    crm.find_created(spec.user.associate_id, &intent.item, since)
+                        .await?,
+                ) {
+                    let stamp = stamp_for(spec.tenant, kind, found.id);
+                    let stamped = mailbox.set_stamp(&mref, kind, &mailbox_id, &stamp).await?;
+                    let pair = new_pair(
+                        found.id,
+                        found.version.clone(),
+                        mailbox_id,
+                        stamped.version,
+                        &intent.item,
+                        Side::Mailbox,
+                        true,
+                    );
+                    commit.put.push(pair);
+                    report.intents_resolved += 1;
+                }
+            }
+        }
+        history.commit(kind, &commit)?;
+    }
+    Ok(())
+}

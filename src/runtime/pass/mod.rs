@@ -1,0 +1,158 @@
+//! One sync pass for one (user, kind): settle creates left in flight by a crash, read what
+//! changed on each side, check what only looks deleted, let the engine plan, carry the plan
+//! out through the connectors, and commit the pairs and the cursors that cover them.
+//!
+//! Architecture invariant: nothing is deleted because it is missing from a listing; an
+//! absence is checked with a read of that item first. A cursor is committed only after the
+//! pair changes it covers, so a pass cut short by a crash or an error is read again.
+
+mod apply;
+mod observe;
+
+use jiff::Timestamp;
+
+use crate::connector::model::{CrmId, Cursor, Kind, Observed, Window};
+use crate::connector::{ConnectorError, CrmConnector, MailboxConnector, MailboxRef};
+use crate::engine::{self, GuardTripped, Policy};
+use crate::history::{Commit, HistoryError, UserHistory};
+use crate::registry::SyncUser;
+
+pub use apply::Quarantined;
+
+/// What a pass is about.
+#[derive(Debug, Clone)]
+pub struct PassSpec<'a> {
+    pub user: &'a SyncUser,
+    pub kind: Kind,
+    pub window: Window,
+    /// The CRM tenant as stamps name it.
+    pub tenant: &'a str,
+    pub policy: Policy,
+    /// The time the pass started (for intents): passed in, the engine reads no clock.
+    pub now: Timestamp,
+}
+
+impl PassSpec<'_> {
+    pub fn mailbox(&self) -> MailboxRef {
+        MailboxRef {
+            address: self.user.mailbox.clone(),
+            id: self.user.mailbox_id.clone(),
+        }
+    }
+}
+
+/// The CRM's news for one user, when the runtime read the rank's change feed for everyone.
+#[derive(Debug, Clone, Default)]
+pub struct CrmNews {
+    pub upserts: Vec<Observed<CrmId>>,
+    /// Deleted ids among this user's pairs.
+    pub deleted: Vec<CrmId>,
+    /// Paired ids that now belong to another user.
+    pub out_of_scope: Vec<CrmId>,
+    pub cursor: Option<Cursor>,
+    pub full: bool,
+}
+
+/// What a pass did, for status and logs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassReport {
+    pub created_in_mailbox: u64,
+    pub created_in_crm: u64,
+    pub updated_in_mailbox: u64,
+    pub updated_in_crm: u64,
+    pub deleted_in_mailbox: u64,
+    pub deleted_in_crm: u64,
+    pub linked: u64,
+    pub restored: u64,
+    pub intents_resolved: u64,
+    pub conflicts: Vec<String>,
+    pub notes: Vec<String>,
+    pub quarantined: Vec<Quarantined>,
+    /// The delete guard stopped the pass: nothing was written.
+    pub guard: Option<GuardTripped>,
+    /// The mailbox's delta token had expired: this pass read everything.
+    pub resynced: bool,
+}
+
+impl PassReport {
+    pub fn writes(&self) -> u64 {
+        self.created_in_mailbox
+            + self.created_in_crm
+            + self.updated_in_mailbox
+            + self.updated_in_crm
+            + self.deleted_in_mailbox
+            + self.deleted_in_crm
+            + self.restored
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// Runs one pass. `news`: the CRM side's changes when the runtime read them for the whole
+/// rank; without it the pass reads them for this user alone.
+pub async fn run<M: MailboxConnector, C: CrmConnector>(
+    mailbox: &M,
+    crm: &C,
+    history: &UserHistory,
+    spec: &PassSpec<'_>,
+    news: Option<CrmNews>,
+) -> Result<PassReport, PassError> {
+    let mut report = PassReport::default();
+    apply::settle_intents(mailbox, crm, history, spec, &mut report).await?;
+
+    let observed = observe::observe(mailbox, crm, history, spec, news, &mut report).await?;
+    let pair_count = history.pair_count(spec.kind)?;
+    let plan = engine::plan(&engine::Input {
+        kind: spec.kind,
+        window: &spec.window,
+        tenant: spec.tenant,
+        policy: &spec.policy,
+        crm: &observed.crm,
+        mailbox: &observed.mailbox,
+        pairs: &observed.pairs,
+        pair_count,
+    });
+    report.conflicts = plan
+        .conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "{} item {} / {}: both sides changed ({}); {:?} side kept",
+                spec.kind, c.crm.id, c.mailbox.id, c.reason, c.winner
+            )
+        })
+        .collect();
+    report
+        .notes
+        .extend(plan.notes.iter().map(|n| format!("{}: {}", n.what, n.why)));
+    if let Some(guard) = plan.guard {
+        // Nothing written, nothing committed: the same changes come again, and
+        // `crmsync users resume USER --allow-deletes` lets them through.
+        report.guard = Some(guard);
+        return Ok(report);
+    }
+
+    let mut applier = apply::Applier::new(mailbox, crm, history, spec);
+    for action in plan.actions {
+        applier.apply(action, &mut report).await?;
+    }
+    applier
+        .finish(
+            Commit {
+                crm_cursor: observed.crm_cursor,
+                mailbox_cursor: observed.mailbox_cursor,
+                at: Some(spec.now.as_second()),
+                ..Commit::default()
+            },
+            &mut report,
+        )
+        .await?;
+    Ok(report)
+}
+
