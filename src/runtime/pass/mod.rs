@@ -155,4 +155,3 @@ pub async fn run<M: MailboxConnector, C: CrmConnector>(
         .await?;
     Ok(report)
 }
-
