@@ -270,6 +270,8 @@ impl Http {
             let response = match outcome {
                 Ok(response) => response,
                 Err(e) => {
+                    // Without the URL: its query may carry delta or skip tokens.
+                    let e = e.without_url();
                     tracing::debug!(service = %self.service, method = %request.method, path, elapsed_ms, error = %e, "request failed");
                     let what = describe(&e);
                     if request.retry == Retry::Unsafe {

@@ -87,6 +87,18 @@ pub fn task_stamp_of(item: &Value) -> Option<Stamp> {
         .find_map(Stamp::decode)
 }
 
+/// Whether any of a To Do task's linked resources carries `stamp`.
+pub fn task_has_stamp(item: &Value, stamp: &Stamp) -> bool {
+    item.get("linkedResources")
+        .and_then(Value::as_array)
+        .is_some_and(|links| {
+            links
+                .iter()
+                .filter_map(|l| l.get("externalId").and_then(Value::as_str))
+                .any(|e| Stamp::decode(e).as_ref() == Some(stamp))
+        })
+}
+
 fn text(item: &Value, key: &str) -> String {
     item.get(key)
         .and_then(Value::as_str)
@@ -190,10 +202,15 @@ pub fn meta(item: &Value, kind_is_task: bool) -> Option<Meta> {
     } else {
         change_key(item)?
     };
-    let modified = item
-        .get("lastModifiedDateTime")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<Timestamp>().ok())?;
+    // Always there in practice; the docs' truncated samples leave it out.
+    let time = |key: &str| {
+        item.get(key)
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<Timestamp>().ok())
+    };
+    let modified = time("lastModifiedDateTime")
+        .or_else(|| time("createdDateTime"))
+        .unwrap_or(Timestamp::UNIX_EPOCH);
     Some(Meta {
         id: MailboxItemId(id),
         version: Version(version),

@@ -15,9 +15,10 @@ pub fn segment(text: &str) -> String {
 }
 
 /// One query value (a `$filter`, a date-time): spaces, colons, slashes and braces encoded, as
-/// the docs ask for extended-property filters; `$`, `,`, `'`, `(`, `)` kept readable.
+/// the docs ask for extended-property filters, and quotes (which URL parsers encode anyway);
+/// `$`, `,`, `(`, `)` kept readable.
 pub fn query_value(text: &str) -> String {
-    encode(text, b"-_.~$,'()")
+    encode(text, b"-_.~$,()")
 }
 
 fn encode(text: &str, keep: &[u8]) -> String {
@@ -294,7 +295,7 @@ mod tests {
                 "$filter",
                 "singleValueExtendedProperties/Any(ep: ep/id eq 'String {x} Name y')"
             )]),
-            "$filter=singleValueExtendedProperties%2FAny(ep%3A%20ep%2Fid%20eq%20'String%20%7Bx%7D%20Name%20y')"
+            "$filter=singleValueExtendedProperties%2FAny(ep%3A%20ep%2Fid%20eq%20%27String%20%7Bx%7D%20Name%20y%27)"
         );
         assert_eq!(literal("O'Brien"), "'O''Brien'");
     }

@@ -154,7 +154,7 @@ impl GraphClient {
     ) -> Result<Option<Value>, ConnectorError> {
         let mut found: Option<Value> = None;
         self.scan_tasks(mailbox, list, |task| {
-            if map::task_stamp_of(task).as_ref() == Some(stamp) {
+            if map::task_has_stamp(task, stamp) {
                 found = pick(found.take(), task.clone());
             }
         })
@@ -511,7 +511,7 @@ pub async fn set_stamp(
         let task = client
             .get_json(mailbox, &read, wire::PREFER_IDS_UTC, Op::Write, &id.0)
             .await?;
-        if map::task_stamp_of(&task).as_ref() == Some(stamp) {
+        if map::task_has_stamp(&task, stamp) {
             return written(&task, Kind::Task);
         }
         if attempt > 0
@@ -542,7 +542,7 @@ pub async fn set_stamp(
     let task = client
         .get_json(mailbox, &read, wire::PREFER_IDS_UTC, Op::Write, &id.0)
         .await?;
-    if map::task_stamp_of(&task).as_ref() == Some(stamp) {
+    if map::task_has_stamp(&task, stamp) {
         return written(&task, Kind::Task);
     }
     Err(ConnectorError::Transient {
