@@ -318,17 +318,16 @@ async fn listing_path(
                 ("$top", &top),
             ])
         )),
-        (Kind::Contact, _) => match client
+        (Kind::Contact, _) => client
             .container(Container::ContactFolder, mailbox, false)
             .await?
-        {
-            Some(folder) => Some(format!(
-                "{user}/contactFolders/{}/contacts?{}",
-                wire::segment(&folder),
-                wire::query(&[("$select", "id"), ("$expand", &expand), ("$top", &top)])
-            )),
-            None => None,
-        },
+            .map(|folder| {
+                format!(
+                    "{user}/contactFolders/{}/contacts?{}",
+                    wire::segment(&folder),
+                    wire::query(&[("$select", "id"), ("$expand", &expand), ("$top", &top)])
+                )
+            }),
         _ => None,
     })
 }

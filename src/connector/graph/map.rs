@@ -159,10 +159,10 @@ fn html_to_text(html: &str) -> String {
             '>' if in_tag => {
                 in_tag = false;
                 let name = tag.trim_start_matches('/').to_ascii_lowercase();
-                if name.starts_with("br") || name.starts_with("p") || name.starts_with("div") {
-                    if !out.is_empty() && !out.ends_with('\n') {
-                        out.push('\n');
-                    }
+                let breaks =
+                    name.starts_with("br") || name.starts_with('p') || name.starts_with("div");
+                if breaks && !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
                 }
             }
             c if in_tag => tag.push(c),

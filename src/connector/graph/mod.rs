@@ -236,6 +236,7 @@ impl GraphClient {
     }
 
     /// A write (POST, PATCH, DELETE) with a JSON body.
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         method: Method,
