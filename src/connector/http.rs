@@ -232,13 +232,37 @@ impl Http {
         request: &Request,
         credentials: &impl Credentials,
     ) -> Result<Response, ConnectorError> {
+        self.send_within(request, credentials, false).await
+    }
+
+    /// [`Http::send`] for a request that is counted against no key's quota or slots, only
+    /// the global quota (a `$batch` envelope, whose items the caller has acquired with
+    /// [`Limiter::acquire_many`]; a directory read). Pauses for `request.key` still hold.
+    pub async fn send_global(
+        &self,
+        request: &Request,
+        credentials: &impl Credentials,
+    ) -> Result<Response, ConnectorError> {
+        self.send_within(request, credentials, true).await
+    }
+
+    async fn send_within(
+        &self,
+        request: &Request,
+        credentials: &impl Credentials,
+        global_only: bool,
+    ) -> Result<Response, ConnectorError> {
         let mut failures = 0u32;
         let mut throttled = 0u32;
         let mut renewed = false;
         let path = request.url.path().to_string();
         loop {
             let auth = credentials.authorize().await?;
-            let permit = self.limiter.acquire(&request.key).await;
+            let permit = if global_only {
+                self.limiter.acquire_global(&request.key).await
+            } else {
+                self.limiter.acquire(&request.key).await
+            };
             let started = tokio::time::Instant::now();
             let outcome = self.attempt(request, auth).await;
             drop(permit);
@@ -246,6 +270,8 @@ impl Http {
             let response = match outcome {
                 Ok(response) => response,
                 Err(e) => {
+                    // Without the URL: its query may carry delta or skip tokens.
+                    let e = e.without_url();
                     tracing::debug!(service = %self.service, method = %request.method, path, elapsed_ms, error = %e, "request failed");
                     let what = describe(&e);
                     if request.retry == Retry::Unsafe {

@@ -155,6 +155,52 @@ impl Limiter {
         Permit { _slot: slot }
     }
 
+    /// Waits until `n` requests for `key` may go out together inside one `$batch`: `n` slots
+    /// (at most the concurrency limit, taken at once so that two batches never hold part of
+    /// each other's slots), `n` of the key's and of the global quota, and no pause in force.
+    pub async fn acquire_many(&self, key: &str, n: u32) -> Permit {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        let slot = match (self.slot(key), self.settings.concurrency_per_key) {
+            (Some(semaphore), Some(limit)) => {
+                let wanted = n.clamp(1, u32::try_from(limit.max(1)).unwrap_or(u32::MAX));
+                semaphore.acquire_many_owned(wanted).await.ok()
+            }
+            _ => None,
+        };
+        self.wait_pause(key).await;
+        for _ in 0..n {
+            if let Some(limiter) = &self.per_key {
+                let key = key.to_string();
+                while let Err(not_until) = limiter.check_key(&key) {
+                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                }
+            }
+            self.wait_global().await;
+        }
+        self.wait_pause(key).await;
+        Permit { _slot: slot }
+    }
+
+    /// Waits until a request that belongs to no key (a `$batch` envelope, a directory read)
+    /// may be sent: the global quota, and no pause in force for `key`. No slot is taken.
+    pub async fn acquire_global(&self, key: &str) -> Permit {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        self.wait_pause(key).await;
+        self.wait_global().await;
+        self.wait_pause(key).await;
+        Permit { _slot: None }
+    }
+
+    async fn wait_global(&self) {
+        if let Some(limiter) = &self.global {
+            while let Err(not_until) = limiter.check() {
+                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+            }
+        }
+    }
+
     async fn wait_pause(&self, key: &str) {
         while let Some(until) = self.paused_until(key) {
             let started = Instant::now();

@@ -122,3 +122,39 @@ async fn the_global_quota_binds_across_keys() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_take_their_slots_at_once_and_never_wait_on_each_other() {
+    let limiter = Arc::new(Limiter::new(LimiterSettings {
+        per_key: Some(limit(1000, 1000, 100)),
+        concurrency_per_key: Some(4),
+        global: Some(limit(1000, 1000, 100)),
+    }));
+    // Two batches of three items for each of two mailboxes, taken in key order, while single
+    // requests come and go: all finish.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let batch = limiter.clone();
+        tasks.push(tokio::spawn(async move {
+            let limiter = batch;
+            let a = limiter.acquire_many("m1", 3).await;
+            let b = limiter.acquire_many("m2", 3).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            drop((a, b));
+        }));
+        let limiter = limiter.clone();
+        tasks.push(tokio::spawn(async move {
+            drop(limiter.acquire("m2").await);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // More items than slots take all the slots, not more.
+    let all = limiter.acquire_many("m3", 20).await;
+    assert_eq!(limiter.slot("m3").unwrap().available_permits(), 0);
+    drop(all);
+    // The envelope takes no slot.
+    let _g = limiter.acquire_global("m3").await;
+    assert_eq!(limiter.slot("m3").unwrap().available_permits(), 4);
+}
