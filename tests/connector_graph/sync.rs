@@ -265,3 +265,29 @@ async fn an_update_keeps_the_users_categories_and_all_day_dates() {
     categories.sort();
     assert_eq!(categories, vec!["Golf", "Phone", "SuperOffice"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_item_is_read_with_its_stamp_and_a_deleted_one_is_none() {
+    let t = T::start().await;
+    let m = t.mailbox(0);
+    for kind in [Kind::Diary, Kind::Task, Kind::Contact] {
+        let item = match kind {
+            Kind::Diary => diary("Read back", &t),
+            Kind::Task => task("Read back"),
+            Kind::Contact => contact("Readback"),
+        };
+        let s = stamp(kind, 4242);
+        let w = t.client.create(&m, &item, &s).await.unwrap();
+        let got = t
+            .client
+            .get(&m, kind, &w.id)
+            .await
+            .unwrap()
+            .expect("the item");
+        assert_eq!(got.item, item, "{kind}");
+        assert_eq!(got.stamp.as_ref(), Some(&s), "{kind}");
+        assert_eq!(got.version, w.version, "{kind}");
+        t.client.delete(&m, kind, &w.id).await.unwrap();
+        assert_eq!(t.client.get(&m, kind, &w.id).await.unwrap(), None, "{kind}");
+    }
+}

@@ -321,6 +321,15 @@ impl MailboxConnector for GraphClient {
         writes::delete(self, mailbox, kind, id).await
     }
 
+    async fn get(
+        &self,
+        mailbox: &MailboxRef,
+        kind: Kind,
+        id: &MailboxItemId,
+    ) -> Result<Option<Observed<MailboxItemId>>, ConnectorError> {
+        writes::get(self, mailbox, kind, id).await
+    }
+
     async fn find_by_stamp(
         &self,
         mailbox: &MailboxRef,

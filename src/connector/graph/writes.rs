@@ -551,3 +551,39 @@ pub async fn set_stamp(
         retry_after: None,
     })
 }
+
+/// One item as it is now (with its stamp), or `None` when it no longer exists.
+pub async fn get(
+    client: &GraphClient,
+    mailbox: &MailboxRef,
+    kind: Kind,
+    id: &MailboxItemId,
+) -> Result<Option<Observed<MailboxItemId>>, ConnectorError> {
+    let path = match kind {
+        Kind::Task => match client
+            .container(Container::TaskList, mailbox, false)
+            .await?
+        {
+            Some(list) => format!(
+                "{}?$expand=linkedResources",
+                GraphClient::task_path(mailbox, &list, Some(&id.0))
+            ),
+            // The list is gone, and its tasks with it.
+            None => return Ok(None),
+        },
+        kind => format!(
+            "{}?{}",
+            item_path(mailbox, kind, &id.0, false),
+            wire::query(&[("$expand", &map::expand_properties())])
+        ),
+    };
+    let request = client.request(Method::GET, mailbox, &path, &delta::prefer(kind, None))?;
+    let response = client.send(&request).await?;
+    if is_not_found(response.status) {
+        return Ok(None);
+    }
+    let value = json_of(&response, Op::Read, &id.0)?;
+    map::observed(kind, &value)
+        .map(Some)
+        .ok_or_else(|| wire::malformed("an item that cannot be read"))
+}
