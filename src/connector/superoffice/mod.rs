@@ -10,6 +10,7 @@ pub mod cursor;
 mod feed;
 pub mod mapping;
 pub mod query;
+pub mod sandbox;
 mod tenant;
 pub mod time;
 mod writes;
