@@ -4,16 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crmsync::connector::model::{CrmId, DiaryItem, Item, Kind, ShowAs, TaskItem, Importance, Version, When};
+use crmsync::connector::model::{
+    CrmId, DiaryItem, Importance, Item, Kind, ShowAs, TaskItem, Version, When,
+};
 use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions, sandbox};
 use crmsync::connector::{ConnectorError, CrmConnector, Deleted};
 use crmsync::limits::Backoff;
 use crmsync::sandbox::{FaultRule, LimitSpec, Rate, Sandbox, SandboxOptions, Scenario};
 
 async fn start() -> Sandbox {
-    Sandbox::start(SandboxOptions::local(Scenario::small(jiff::Timestamp::now())))
-        .await
-        .expect("sandbox starts")
+    Sandbox::start(SandboxOptions::local(Scenario::small(
+        jiff::Timestamp::now(),
+    )))
+    .await
+    .expect("sandbox starts")
 }
 
 fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
@@ -27,7 +31,11 @@ fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
 }
 
 fn online(sandbox: &Sandbox) -> SuperOfficeClient {
-    SuperOfficeClient::new(&sandbox::system_user_settings(sandbox.state()), fast(sandbox)).expect("client")
+    SuperOfficeClient::new(
+        &sandbox::system_user_settings(sandbox.state()),
+        fast(sandbox),
+    )
+    .expect("client")
 }
 
 fn fault(json: serde_json::Value) -> FaultRule {
@@ -68,7 +76,13 @@ async fn the_system_user_flow_reads_associates_with_their_person_card_email() {
     let sandbox = start().await;
     let client = online(&sandbox);
     let associates = client.associates().await.expect("associates");
-    let by_login = |login: &str| associates.iter().find(|a| a.login == login).expect(login).clone();
+    let by_login = |login: &str| {
+        associates
+            .iter()
+            .find(|a| a.login == login)
+            .expect(login)
+            .clone()
+    };
     assert_eq!(associates.len(), 5);
     let anna = by_login("ANNA");
     assert_eq!(anna.id, 101);
@@ -81,12 +95,18 @@ async fn the_system_user_flow_reads_associates_with_their_person_card_email() {
     assert_eq!(client.tenant_resolutions(), 1);
     // The exchange at the environment host, the status document, then the tenant's API.
     let log = so_requests(&sandbox);
-    let at = |f: &dyn Fn(&(String, String, u16)) -> bool| log.iter().position(f).expect("request made");
+    let at =
+        |f: &dyn Fn(&(String, String, u16)) -> bool| log.iter().position(f).expect("request made");
     let state = at(&|(m, p, s)| m == "GET" && p.starts_with("/api/state/") && *s == 200);
-    let exchange = at(&|(m, p, s)| m == "POST" && p == "/Login/api/PartnerSystemUser/Authenticate" && *s == 200);
+    let exchange = at(&|(m, p, s)| {
+        m == "POST" && p == "/Login/api/PartnerSystemUser/Authenticate" && *s == 200
+    });
     let api = at(&|(_, p, s)| p.contains("/api/v1/Archive/InternalUsers?") && *s == 200);
     assert!(state < api && exchange < api, "{log:?}");
-    let ticket_requests = log.iter().filter(|(_, p, _)| p.contains("Authenticate")).count();
+    let ticket_requests = log
+        .iter()
+        .filter(|(_, p, _)| p.contains("Authenticate"))
+        .count();
     assert_eq!(ticket_requests, 1);
 }
 
@@ -94,13 +114,18 @@ async fn the_system_user_flow_reads_associates_with_their_person_card_email() {
 async fn an_expired_ticket_is_renewed_after_the_401_and_callers_share_the_renewal() {
     let sandbox = start().await;
     let client = Arc::new(online(&sandbox));
-    client.get(Kind::Contact, CrmId(1001)).await.expect("first call");
+    client
+        .get(Kind::Contact, CrmId(1001))
+        .await
+        .expect("first call");
     assert_eq!(client.tickets_issued(), 1);
     assert_eq!(sandbox.state().superoffice.expire_tickets(), 1);
     let mut calls = Vec::new();
     for _ in 0..10 {
         let client = client.clone();
-        calls.push(tokio::spawn(async move { client.get(Kind::Contact, CrmId(1001)).await }));
+        calls.push(tokio::spawn(async move {
+            client.get(Kind::Contact, CrmId(1001)).await
+        }));
     }
     for call in calls {
         assert!(call.await.unwrap().expect("renewed").is_some());
@@ -120,27 +145,48 @@ async fn a_ticket_unused_for_nearly_six_hours_is_renewed_before_it_lapses() {
     client.get(Kind::Contact, CrmId(1001)).await.unwrap();
     assert_eq!(client.tickets_issued(), 1);
     // Unused for 5 h 55 min: renewed before the call, so no request meets a 401.
-    sandbox.state().clock.advance(Duration::from_secs(5 * 3600 + 55 * 60));
+    sandbox
+        .state()
+        .clock
+        .advance(Duration::from_secs(5 * 3600 + 55 * 60));
     sandbox.state().log.clear();
     client.get(Kind::Contact, CrmId(1001)).await.unwrap();
     assert_eq!(client.tickets_issued(), 2);
-    assert!(so_requests(&sandbox).iter().all(|(_, _, s)| *s != 401), "{:?}", so_requests(&sandbox));
+    assert!(
+        so_requests(&sandbox).iter().all(|(_, _, s)| *s != 401),
+        "{:?}",
+        so_requests(&sandbox)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_that_is_not_running_is_a_service_error_naming_its_state() {
     let sandbox = start().await;
-    sandbox.state().superoffice.set_tenant_state("OfflineMaintenance").unwrap();
+    sandbox
+        .state()
+        .superoffice
+        .set_tenant_state("OfflineMaintenance")
+        .unwrap();
     let client = online(&sandbox);
     match client.associates().await {
-        Err(ConnectorError::Service { what, .. }) => assert!(what.contains("OfflineMaintenance"), "{what}"),
+        Err(ConnectorError::Service { what, .. }) => {
+            assert!(what.contains("OfflineMaintenance"), "{what}")
+        }
         other => panic!("{other:?}"),
     }
     // Going down while in use: the 503s lead to the status, and the status to the error.
-    sandbox.state().superoffice.set_tenant_state("Running").unwrap();
+    sandbox
+        .state()
+        .superoffice
+        .set_tenant_state("Running")
+        .unwrap();
     let client = online(&sandbox);
     client.associates().await.expect("running");
-    sandbox.state().superoffice.set_tenant_state("Suspended").unwrap();
+    sandbox
+        .state()
+        .superoffice
+        .set_tenant_state("Suspended")
+        .unwrap();
     match client.get(Kind::Diary, CrmId(1)).await {
         Err(ConnectorError::Service { what, .. }) => assert!(what.contains("Suspended"), "{what}"),
         other => panic!("{other:?}"),
@@ -150,17 +196,25 @@ async fn a_tenant_that_is_not_running_is_a_service_error_naming_its_state() {
 #[tokio::test(flavor = "multi_thread")]
 async fn basic_authentication_reaches_the_api_below_the_web_root() {
     let sandbox = start().await;
-    let client = SuperOfficeClient::new(&sandbox::basic_settings(sandbox.state()), fast(&sandbox)).unwrap();
+    let client =
+        SuperOfficeClient::new(&sandbox::basic_settings(sandbox.state()), fast(&sandbox)).unwrap();
     assert_eq!(client.associates().await.unwrap().len(), 5);
     assert_eq!(client.tickets_issued(), 0);
-    assert!(so_requests(&sandbox).iter().all(|(_, p, _)| !p.contains("Authenticate") && !p.starts_with("/api/state")));
+    assert!(
+        so_requests(&sandbox)
+            .iter()
+            .all(|(_, p, _)| !p.contains("Authenticate") && !p.starts_with("/api/state"))
+    );
 
     let mut wrong = sandbox::basic_settings(sandbox.state());
     if let crmsync::settings::SuperOfficeAuth::Basic { password, .. } = &mut wrong.auth {
         *password = crmsync::settings::Secret::new("not-the-password");
     }
     let refused = SuperOfficeClient::new(&wrong, fast(&sandbox)).unwrap();
-    assert!(matches!(refused.associates().await, Err(ConnectorError::Service { .. })));
+    assert!(matches!(
+        refused.associates().await,
+        Err(ConnectorError::Service { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,14 +222,23 @@ async fn writes_read_back_and_a_stale_update_is_a_conflict() {
     let sandbox = start().await;
     let client = online(&sandbox);
     let now = sandbox.state().clock.now();
-    let start = (now + jiff::SignedDuration::from_hours(48)).round(jiff::Unit::Second).unwrap();
+    let start = (now + jiff::SignedDuration::from_hours(48))
+        .round(jiff::Unit::Second)
+        .unwrap();
     let end = start + jiff::SignedDuration::from_hours(1);
     let item = meeting(&start.to_string(), &end.to_string());
     let created = client.create(102, &item).await.expect("created");
-    let read = client.get(Kind::Diary, created.id).await.unwrap().expect("exists");
+    let read = client
+        .get(Kind::Diary, created.id)
+        .await
+        .unwrap()
+        .expect("exists");
     assert_eq!(read.item, item, "what was written reads back the same");
     assert_eq!(read.version, created.version);
-    assert!(client.get(Kind::Task, created.id).await.unwrap().is_none(), "not a to-do");
+    assert!(
+        client.get(Kind::Task, created.id).await.unwrap().is_none(),
+        "not a to-do"
+    );
 
     // Someone else edits it: the update with the old version is refused.
     let mut changed = item.clone();
@@ -201,19 +264,44 @@ async fn writes_read_back_and_a_stale_update_is_a_conflict() {
     ));
     // With the current version it goes through.
     let current = client.get(Kind::Diary, created.id).await.unwrap().unwrap();
-    let updated = client.update(created.id, &changed, &current.version).await.expect("updated");
+    let updated = client
+        .update(created.id, &changed, &current.version)
+        .await
+        .expect("updated");
     assert_ne!(updated.version, current.version);
-    assert_eq!(client.get(Kind::Diary, created.id).await.unwrap().unwrap().item, changed);
+    assert_eq!(
+        client
+            .get(Kind::Diary, created.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .item,
+        changed
+    );
     // An unchanged item is not written again.
-    let same = client.update(created.id, &changed, &updated.version).await.unwrap();
+    let same = client
+        .update(created.id, &changed, &updated.version)
+        .await
+        .unwrap();
     assert_eq!(same.version, updated.version);
 
     assert!(matches!(
-        client.delete(Kind::Diary, created.id, Some(&current.version)).await,
+        client
+            .delete(Kind::Diary, created.id, Some(&current.version))
+            .await,
         Err(ConnectorError::Conflict { .. })
     ));
-    assert_eq!(client.delete(Kind::Diary, created.id, Some(&updated.version)).await.unwrap(), Deleted::Deleted);
-    assert_eq!(client.delete(Kind::Diary, created.id, None).await.unwrap(), Deleted::AlreadyGone);
+    assert_eq!(
+        client
+            .delete(Kind::Diary, created.id, Some(&updated.version))
+            .await
+            .unwrap(),
+        Deleted::Deleted
+    );
+    assert_eq!(
+        client.delete(Kind::Diary, created.id, None).await.unwrap(),
+        Deleted::AlreadyGone
+    );
     assert!(matches!(
         client.update(created.id, &changed, &updated.version).await,
         Err(ConnectorError::Conflict { .. })
@@ -232,17 +320,35 @@ async fn to_dos_all_day_items_and_refusals() {
         importance: Importance::Normal,
     });
     let created = client.create(103, &todo).await.unwrap();
-    assert_eq!(client.get(Kind::Task, created.id).await.unwrap().unwrap().item, todo);
-    assert_eq!(sandbox.state().superoffice.is_todo(created.id.0), Some(true));
+    assert_eq!(
+        client
+            .get(Kind::Task, created.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .item,
+        todo
+    );
+    assert_eq!(
+        sandbox.state().superoffice.is_todo(created.id.0),
+        Some(true)
+    );
     let mut done = todo.clone();
     if let Item::Task(t) = &mut done {
         t.completed = Some(sandbox.state().clock.now());
     }
-    let written = client.update(created.id, &done, &created.version).await.unwrap();
+    let written = client
+        .update(created.id, &done, &created.version)
+        .await
+        .unwrap();
     let read = client.get(Kind::Task, created.id).await.unwrap().unwrap();
     match &read.item {
         Item::Task(t) => {
-            assert_eq!(t.completed, Some(written.modified), "the completion reads as the last change");
+            assert_eq!(
+                t.completed,
+                Some(written.modified),
+                "the completion reads as the last change"
+            );
             assert_eq!(t.due, Some("2026-12-24".parse().unwrap()));
         }
         other => panic!("{other:?}"),
@@ -263,15 +369,47 @@ async fn to_dos_all_day_items_and_refusals() {
         organized_by_other: false,
     });
     let created = client.create(101, &all_day).await.unwrap();
-    assert_eq!(client.get(Kind::Diary, created.id).await.unwrap().unwrap().item, all_day);
+    assert_eq!(
+        client
+            .get(Kind::Diary, created.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .item,
+        all_day
+    );
 
     // An item SuperOffice refuses is that item's problem; an unknown owner is the user's.
     let backwards = meeting("2026-12-10T10:00:00Z", "2026-12-10T09:00:00Z");
-    assert!(matches!(client.create(101, &backwards).await, Err(ConnectorError::Item { .. })));
-    assert!(matches!(client.create(999, &all_day).await, Err(ConnectorError::User { .. })));
-    assert!(matches!(client.create(101, &Item::Contact(crmsync::connector::model::ContactItem { given_name: "A".into(), surname: "B".into(), emails: vec![], business_phones: vec![], mobile_phone: None, company: None, job_title: None })).await, Err(ConnectorError::Item { .. })));
     assert!(matches!(
-        client.update(CrmId(1), &all_day, &Version("yesterday".into())).await,
+        client.create(101, &backwards).await,
+        Err(ConnectorError::Item { .. })
+    ));
+    assert!(matches!(
+        client.create(999, &all_day).await,
+        Err(ConnectorError::User { .. })
+    ));
+    assert!(matches!(
+        client
+            .create(
+                101,
+                &Item::Contact(crmsync::connector::model::ContactItem {
+                    given_name: "A".into(),
+                    surname: "B".into(),
+                    emails: vec![],
+                    business_phones: vec![],
+                    mobile_phone: None,
+                    company: None,
+                    job_title: None
+                })
+            )
+            .await,
+        Err(ConnectorError::Item { .. })
+    ));
+    assert!(matches!(
+        client
+            .update(CrmId(1), &all_day, &Version("yesterday".into()))
+            .await,
         Err(ConnectorError::Item { .. })
     ));
 }
@@ -289,8 +427,17 @@ async fn a_failed_get_is_retried_and_a_failed_post_is_not() {
         .add(fault(serde_json::json!({"kind": "reset", "emulator": "superoffice", "method": "GET", "path_contains": "/Person/", "next": 1})))
         .unwrap();
     sandbox.state().log.clear();
-    assert!(client.get(Kind::Contact, CrmId(1001)).await.unwrap().is_some());
-    let gets: Vec<_> = so_requests(&sandbox).into_iter().filter(|(_, p, _)| p.contains("/Person/1001")).collect();
+    assert!(
+        client
+            .get(Kind::Contact, CrmId(1001))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let gets: Vec<_> = so_requests(&sandbox)
+        .into_iter()
+        .filter(|(_, p, _)| p.contains("/Person/1001"))
+        .collect();
     assert_eq!(gets.len(), 3, "503, reset, then the answer: {gets:?}");
 
     let before = sandbox.state().superoffice.travel_log().len();
@@ -300,16 +447,34 @@ async fn a_failed_get_is_retried_and_a_failed_post_is_not() {
     sandbox.state().log.clear();
     let since = sandbox.state().clock.now();
     let item = meeting("2026-12-11T09:00:00Z", "2026-12-11T10:00:00Z");
-    assert!(matches!(client.create(101, &item).await, Err(ConnectorError::Transient { .. })));
-    let posts = so_requests(&sandbox).into_iter().filter(|(m, p, _)| m == "POST" && p.ends_with("/Appointment")).count();
+    assert!(matches!(
+        client.create(101, &item).await,
+        Err(ConnectorError::Transient { .. })
+    ));
+    let posts = so_requests(&sandbox)
+        .into_iter()
+        .filter(|(m, p, _)| m == "POST" && p.ends_with("/Appointment"))
+        .count();
     assert_eq!(posts, 1, "a create is never sent twice");
-    assert_eq!(sandbox.state().superoffice.travel_log().len(), before, "nothing was created");
+    assert_eq!(
+        sandbox.state().superoffice.travel_log().len(),
+        before,
+        "nothing was created"
+    );
     // The caller resolves its intent by lookup: nothing there, so it creates again.
     assert_eq!(client.find_created(101, &item, since).await.unwrap(), None);
     let created = client.create(101, &item).await.unwrap();
-    let found = client.find_created(101, &item, since).await.unwrap().expect("found");
+    let found = client
+        .find_created(101, &item, since)
+        .await
+        .unwrap()
+        .expect("found");
     assert_eq!(found.id, created.id);
-    assert_eq!(client.find_created(102, &item, since).await.unwrap(), None, "another diary");
+    assert_eq!(
+        client.find_created(102, &item, since).await.unwrap(),
+        None,
+        "another diary"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,13 +515,27 @@ async fn retry_after_pauses_every_caller_and_the_rate_stays_within_the_quota() {
             Ok::<_, ConnectorError>(())
         }));
     }
-    assert!(first.await.unwrap().expect("the first call succeeds after its pause").is_some());
+    assert!(
+        first
+            .await
+            .unwrap()
+            .expect("the first call succeeds after its pause")
+            .is_some()
+    );
     for call in calls {
         call.await.unwrap().expect("every call succeeds");
     }
-    assert!(sandbox.state().limits.violations().is_empty(), "{:?}", sandbox.state().limits.violations());
+    assert!(
+        sandbox.state().limits.violations().is_empty(),
+        "{:?}",
+        sandbox.state().limits.violations()
+    );
     let statuses: Vec<u16> = so_requests(&sandbox).iter().map(|r| r.2).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "only the injected 429: {statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        1,
+        "only the injected 429: {statuses:?}"
+    );
     assert_eq!(statuses.len(), 29);
     assert!(client.limiter().stats().pauses >= 1);
 }

@@ -11,9 +11,11 @@ use crmsync::limits::Backoff;
 use crmsync::sandbox::{Sandbox, SandboxOptions, Scenario};
 
 async fn start() -> Sandbox {
-    Sandbox::start(SandboxOptions::local(Scenario::small(jiff::Timestamp::now())))
-        .await
-        .expect("sandbox starts")
+    Sandbox::start(SandboxOptions::local(Scenario::small(
+        jiff::Timestamp::now(),
+    )))
+    .await
+    .expect("sandbox starts")
 }
 
 fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
@@ -27,7 +29,11 @@ fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
 }
 
 fn online(sandbox: &Sandbox) -> SuperOfficeClient {
-    SuperOfficeClient::new(&sandbox::system_user_settings(sandbox.state()), fast(sandbox)).expect("client")
+    SuperOfficeClient::new(
+        &sandbox::system_user_settings(sandbox.state()),
+        fast(sandbox),
+    )
+    .expect("client")
 }
 
 fn window(sandbox: &Sandbox) -> Window {
@@ -88,27 +94,55 @@ async fn no_secret_token_or_ticket_reaches_a_log_line_at_trace_level() {
     let sandbox = start().await;
     let client = online(&sandbox);
     let window = window(&sandbox);
-    let diary = client.changes(&[101, 102], Kind::Diary, None, &window).await.unwrap();
+    let diary = client
+        .changes(&[101, 102], Kind::Diary, None, &window)
+        .await
+        .unwrap();
     sandbox.state().superoffice.expire_tickets();
-    client.changes(&[101, 102], Kind::Diary, Some(&diary.cursor), &window).await.unwrap();
-    let _ = client.create(999, &meeting("2026-12-11T09:00:00Z", "2026-12-11T10:00:00Z")).await;
-    let basic = SuperOfficeClient::new(&sandbox::basic_settings(sandbox.state()), fast(&sandbox)).unwrap();
+    client
+        .changes(&[101, 102], Kind::Diary, Some(&diary.cursor), &window)
+        .await
+        .unwrap();
+    let _ = client
+        .create(
+            999,
+            &meeting("2026-12-11T09:00:00Z", "2026-12-11T10:00:00Z"),
+        )
+        .await;
+    let basic =
+        SuperOfficeClient::new(&sandbox::basic_settings(sandbox.state()), fast(&sandbox)).unwrap();
     basic.associates().await.unwrap();
-    sandbox.state().superoffice.set_tenant_state("OfflineMaintenance").unwrap();
+    sandbox
+        .state()
+        .superoffice
+        .set_tenant_state("OfflineMaintenance")
+        .unwrap();
     let down = online(&sandbox).associates().await.unwrap_err();
     let debug = format!("{client:?} {basic:?} {down:?} {down}");
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("SuperOffice system user ticket obtained"), "trace logging ran: {}", &text[..text.len().min(3000)]);
+    assert!(
+        text.contains("SuperOffice system user ticket obtained"),
+        "trace logging ran: {}",
+        &text[..text.len().min(3000)]
+    );
     let c = sandbox.credentials();
     let basic_pair = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         format!("{}:{}", c.superoffice_username, c.superoffice_password),
     );
-    let key_line = c.superoffice_private_key_pem.lines().nth(1).unwrap().to_string();
+    let key_line = c
+        .superoffice_private_key_pem
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
     for (name, secret) in [
         ("client secret", c.superoffice_client_secret.as_str()),
-        ("system user token", c.superoffice_system_user_token.as_str()),
+        (
+            "system user token",
+            c.superoffice_system_user_token.as_str(),
+        ),
         ("private key", key_line.as_str()),
         ("password", c.superoffice_password.as_str()),
         ("basic credentials", basic_pair.as_str()),

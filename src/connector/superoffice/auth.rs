@@ -36,7 +36,8 @@ const CTX_CLAIM: &str = "http://schemes.superoffice.net/identity/ctx";
 const ISSUER: &str = "SuperOffice AS";
 
 /// Renew a ticket unused for this long: SuperOffice lets it lapse after 6 hours unused.
-pub const TICKET_IDLE_RENEWAL: jiff::SignedDuration = jiff::SignedDuration::from_secs(6 * 3600 - 10 * 60);
+pub const TICKET_IDLE_RENEWAL: jiff::SignedDuration =
+    jiff::SignedDuration::from_secs(6 * 3600 - 10 * 60);
 
 fn service(what: impl Into<String>) -> ConnectorError {
     ConnectorError::Service {
@@ -136,6 +137,9 @@ impl Credentials for Attempt<'_> {
     }
 }
 
+/// Published signing keys: (`kid`, key).
+type Keys = Vec<(Option<String>, RsaPublicKey)>;
+
 struct Ticket {
     authorization: HeaderValue,
     app_token: HeaderValue,
@@ -158,8 +162,8 @@ pub struct SystemUser {
     refused: AtomicU64,
     generations: AtomicU64,
     issued: AtomicU64,
-    /// SuperID's signing keys (`kid` -> key), read once.
-    jwks: Mutex<Option<Arc<Vec<(Option<String>, RsaPublicKey)>>>>,
+    /// SuperID's signing keys, read once.
+    jwks: Mutex<Option<Arc<Keys>>>,
 }
 
 /// Reads the application's RSA private key: PEM, PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1
@@ -201,7 +205,11 @@ fn read_xml_key(text: &str) -> Option<RsaPrivateKey> {
 }
 
 /// `{token}.{yyyyMMddHHmm}.{base64 RSA-SHA256 signature}`, as SuperOffice's samples sign it.
-pub fn sign_system_user_token(signer: &SigningKey<Sha256>, token: &str, now: jiff::Timestamp) -> String {
+pub fn sign_system_user_token(
+    signer: &SigningKey<Sha256>,
+    token: &str,
+    now: jiff::Timestamp,
+) -> String {
     let stamp = now.strftime("%Y%m%d%H%M").to_string();
     let data = format!("{token}.{stamp}");
     let signature = signer.sign(data.as_bytes());
@@ -251,7 +259,10 @@ impl SystemUser {
         });
         if !usable {
             if let Some(old) = ticket.as_ref() {
-                tracing::debug!(generation = old.generation, "renewing the SuperOffice ticket");
+                tracing::debug!(
+                    generation = old.generation,
+                    "renewing the SuperOffice ticket"
+                );
             }
             *ticket = Some(self.exchange().await?);
         }
@@ -285,7 +296,11 @@ impl SystemUser {
     }
 
     async fn exchange(&self) -> Result<Ticket, ConnectorError> {
-        let signed = sign_system_user_token(&self.signer, self.system_user_token.expose(), (self.clock)());
+        let signed = sign_system_user_token(
+            &self.signer,
+            self.system_user_token.expose(),
+            (self.clock)(),
+        );
         let body = json!({
             "SignedSystemToken": signed,
             "ApplicationToken": self.client_secret.expose(),
@@ -299,12 +314,19 @@ impl SystemUser {
             .json(&body)
             .send()
             .await
-            .map_err(|e| transient(format!("system user authentication failed: {}", describe(&e))))?;
+            .map_err(|e| {
+                transient(format!(
+                    "system user authentication failed: {}",
+                    describe(&e)
+                ))
+            })?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transient(format!("system user authentication broke off: {}", describe(&e))))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            transient(format!(
+                "system user authentication broke off: {}",
+                describe(&e)
+            ))
+        })?;
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(transient(format!(
                 "system user authentication answered HTTP {}",
@@ -321,7 +343,11 @@ impl SystemUser {
             return Err(service(format!(
                 "SuperOffice refused the system user (HTTP {}): {}",
                 status.as_u16(),
-                if message.is_empty() { "no reason given" } else { &message }
+                if message.is_empty() {
+                    "no reason given"
+                } else {
+                    &message
+                }
             )));
         }
         let jwt = answer
@@ -357,8 +383,12 @@ impl SystemUser {
         };
         let header = decode(header)?;
         let claims = decode(payload)?;
-        self.verify(&header, &format!("{}.{}", jwt_head(jwt), jwt_body(jwt)), signature)
-            .await?;
+        self.verify(
+            &header,
+            &format!("{}.{}", jwt_head(jwt), jwt_body(jwt)),
+            signature,
+        )
+        .await?;
         if let Some(iss) = claims.get("iss").and_then(Value::as_str)
             && iss != ISSUER
         {
@@ -386,12 +416,19 @@ impl SystemUser {
     /// environment). A signature that does not verify is refused. A JWKS that cannot be read,
     /// or that has no key for the token's `kid`, is logged and the token accepted: the answer
     /// came over the TLS connection to SuperOffice, and refusing would stop every sync.
-    async fn verify(&self, header: &Value, input: &str, signature: &str) -> Result<(), ConnectorError> {
+    async fn verify(
+        &self,
+        header: &Value,
+        input: &str,
+        signature: &str,
+    ) -> Result<(), ConnectorError> {
         let kid = header.get("kid").and_then(Value::as_str);
         let keys = match self.keys().await {
             Some(keys) => keys,
             None => {
-                tracing::warn!("SuperID's signing keys cannot be read; the ticket's JWT is not verified");
+                tracing::warn!(
+                    "SuperID's signing keys cannot be read; the ticket's JWT is not verified"
+                );
                 return Ok(());
             }
         };
@@ -400,7 +437,10 @@ impl SystemUser {
             .find(|(k, _)| kid.is_none() || k.as_deref() == kid)
             .map(|(_, key)| key.clone());
         let Some(key) = key else {
-            tracing::warn!(kid, "no published SuperID key for the ticket's JWT; it is not verified");
+            tracing::warn!(
+                kid,
+                "no published SuperID key for the ticket's JWT; it is not verified"
+            );
             return Ok(());
         };
         if header.get("alg").and_then(Value::as_str) != Some("RS256") {
@@ -416,7 +456,7 @@ impl SystemUser {
             .map_err(|_| service("the system user token's signature does not verify with SuperID's published key"))
     }
 
-    async fn keys(&self) -> Option<Arc<Vec<(Option<String>, RsaPublicKey)>>> {
+    async fn keys(&self) -> Option<Arc<Keys>> {
         let mut cached = self.jwks.lock().await;
         if let Some(keys) = cached.as_ref() {
             return Some(keys.clone());
@@ -432,7 +472,7 @@ impl SystemUser {
             return None;
         }
         let set: Value = response.json().await.ok()?;
-        let keys: Vec<(Option<String>, RsaPublicKey)> = set
+        let keys: Keys = set
             .get("keys")?
             .as_array()?
             .iter()
@@ -494,9 +534,10 @@ mod tests {
             b64(key.d())
         );
         assert_eq!(read_private_key(&xml).unwrap(), key);
-        let refused = read_private_key("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----")
-            .unwrap_err()
-            .to_string();
+        let refused =
+            read_private_key("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----")
+                .unwrap_err()
+                .to_string();
         assert!(!refused.contains("not a key"), "{refused}");
     }
 
@@ -510,7 +551,8 @@ mod tests {
         let signature = parts.next().unwrap();
         assert_eq!(parts.next(), Some("202611221015"));
         assert_eq!(parts.next(), Some("SysUser.Token with.dots"));
-        let signature = Signature::try_from(STANDARD.decode(signature).unwrap().as_slice()).unwrap();
+        let signature =
+            Signature::try_from(STANDARD.decode(signature).unwrap().as_slice()).unwrap();
         VerifyingKey::<Sha256>::new(key.to_public_key())
             .verify(b"SysUser.Token with.dots.202611221015", &signature)
             .unwrap();

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cursor::{ContactCursor, Feed, ITEM_LAG, Round};
-use super::feed::{TABLE_PERSON, round_of};
+use super::cursor::{ContactCursor, Feed, ITEM_LAG};
+use super::feed::{TABLE_PERSON, round_of, server_time};
 use super::query::{self, ListQuery};
 use super::{SuperOfficeClient, by_associate, fetch_all, time};
 use crate::connector::model::{CrmId, Cursor, Observed};
@@ -70,7 +70,10 @@ impl SuperOfficeClient {
         // Persons whose card changed.
         let mut q = self.scope_persons(associates);
         if let Some(since) = previous.persons.since {
-            q = q.filter(format!("personUpdatedDate afterTime '{}'", time::literal(since)));
+            q = q.filter(format!(
+                "personUpdatedDate afterTime '{}'",
+                time::literal(since)
+            ));
         }
         let listings = self.list(&q).await?;
         let person_round = round_of(&listings, "personId", "personUpdatedDate", None);
@@ -78,12 +81,20 @@ impl SuperOfficeClient {
             .iter()
             .flat_map(|l| l.rows.iter())
             .filter(|row| {
-                match (query::number(row, "personId"), query::instant(row, "personUpdatedDate")) {
+                match (
+                    query::number(row, "personId"),
+                    query::instant(row, "personUpdatedDate"),
+                ) {
                     (Some(id), Some(at)) => previous.persons.is_new(id, at),
                     _ => false,
                 }
             })
-            .filter_map(|row| Some((query::id(row, "personId")?, query::id(row, "personAssociateId"))))
+            .filter_map(|row| {
+                Some((
+                    query::id(row, "personId")?,
+                    query::id(row, "personAssociateId"),
+                ))
+            })
             .collect();
         // Companies that changed: all their persons may look different now.
         let mut q = self.rank_companies(associates);
@@ -103,16 +114,22 @@ impl SuperOfficeClient {
                 .filter(format!("contactId eq {company}"))
                 .top(self.options.page_size);
             for listing in self.list(&q).await? {
-                wanted.extend(
-                    listing
-                        .rows
-                        .iter()
-                        .filter_map(|row| Some((query::id(row, "personId")?, query::id(row, "personAssociateId")))),
-                );
+                wanted.extend(listing.rows.iter().filter_map(|row| {
+                    Some((
+                        query::id(row, "personId")?,
+                        query::id(row, "personAssociateId"),
+                    ))
+                }));
             }
         }
         let changed = self.fetch_persons(wanted, &set).await?;
-        let (deleted, log) = self.deleted_since(TABLE_PERSON, &previous.log).await?;
+        let (deleted, log) = self
+            .deleted_since(
+                TABLE_PERSON,
+                &previous.log,
+                crate::connector::model::Kind::Contact,
+            )
+            .await?;
         let mut person_round = person_round;
         person_round
             .rows
@@ -131,46 +148,60 @@ impl SuperOfficeClient {
     }
 
     /// Without a cursor: every person in the rank's scope, and a cursor from now on.
-    async fn contact_listing(&self, associates: &[u32], set: &BTreeSet<u32>) -> Result<RankChanges, ConnectorError> {
-        let person_probe = self.probe(self.scope_persons(associates), "personUpdatedDate").await?;
-        let company_probe = self.probe(self.rank_companies(associates), "updatedDate").await?;
-        let log = self.log_start().await?;
+    async fn contact_listing(
+        &self,
+        associates: &[u32],
+        set: &BTreeSet<u32>,
+    ) -> Result<RankChanges, ConnectorError> {
         let listings = self.list(&self.scope_persons(associates)).await?;
-        let mut round = round_of(&listings, "personId", "personUpdatedDate", person_probe);
+        let mut round = round_of(&listings, "personId", "personUpdatedDate", None);
+        let log = self.log_start(server_time(&listings)).await?;
         let rows: Vec<(u32, Option<u32>)> = listings
             .iter()
             .flat_map(|l| l.rows.iter())
-            .filter_map(|row| Some((query::id(row, "personId")?, query::id(row, "personAssociateId"))))
+            .filter_map(|row| {
+                Some((
+                    query::id(row, "personId")?,
+                    query::id(row, "personAssociateId"),
+                ))
+            })
             .collect();
         let persons = self.fetch_persons(rows, set).await?;
         round
             .rows
             .extend(persons.iter().map(|(_, o)| (u64::from(o.id.0), o.modified)));
+        // The rank's companies as they are now, so that the next round does not take the
+        // recently changed ones for changes.
+        let company_listings = self.list(&self.rank_companies(associates)).await?;
         let companies = Feed::default().advance(
-            &Round {
-                probe: company_probe,
-                ..Round::default()
-            },
+            &round_of(&company_listings, "contactId", "updatedDate", None),
             ITEM_LAG,
         );
         Ok(RankChanges {
             by_associate: by_associate(persons),
             deleted: Vec::new(),
-            cursor: ContactCursor::new(Feed::default().advance(&round, ITEM_LAG), companies, log).encode(),
+            cursor: ContactCursor::new(Feed::default().advance(&round, ITEM_LAG), companies, log)
+                .encode(),
             full: true,
         })
     }
 
     /// The persons in each associate's scope now.
-    pub(crate) async fn contact_ids(&self, associates: &[u32]) -> Result<BTreeMap<u32, Vec<CrmId>>, ConnectorError> {
+    pub(crate) async fn contact_ids(
+        &self,
+        associates: &[u32],
+    ) -> Result<BTreeMap<u32, Vec<CrmId>>, ConnectorError> {
         let q = ListQuery::new("Person", "personId,personAssociateId", "personId")
             .associates("personAssociateId", associates)
             .top(self.options.page_size);
-        let mut out: BTreeMap<u32, Vec<CrmId>> = associates.iter().map(|a| (*a, Vec::new())).collect();
+        let mut out: BTreeMap<u32, Vec<CrmId>> =
+            associates.iter().map(|a| (*a, Vec::new())).collect();
         for listing in self.list(&q).await? {
             for row in listing.rows {
-                if let (Some(id), Some(owner)) = (query::id(&row, "personId"), query::id(&row, "personAssociateId"))
-                    && let Some(ids) = out.get_mut(&owner)
+                if let (Some(id), Some(owner)) = (
+                    query::id(&row, "personId"),
+                    query::id(&row, "personAssociateId"),
+                ) && let Some(ids) = out.get_mut(&owner)
                 {
                     ids.push(CrmId(id));
                 }

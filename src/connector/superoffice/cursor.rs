@@ -58,9 +58,7 @@ impl Feed {
     pub fn advance(&self, round: &Round, lag: SignedDuration) -> Feed {
         let settled = self.high.max(round.probe);
         let bound = settled.max(round.first_page_max);
-        let since = self
-            .since
-            .max(bound.and_then(|b| b.checked_sub(lag).ok()));
+        let since = self.since.max(bound.and_then(|b| b.checked_sub(lag).ok()));
         let newest = round.rows.iter().map(|(_, at)| *at).max();
         let high = settled.max(newest);
         let mut seen: Vec<(u64, i64)> = round
@@ -166,7 +164,10 @@ mod tests {
         let next = start.advance(&round, ITEM_LAG);
         assert_eq!(next.since, Some(t("09:03:00")), "bounded by the first page");
         assert_eq!(next.high, Some(t("09:30:00")));
-        assert!(!next.is_new(7, t("09:30:00")), "reported rows are not fetched again");
+        assert!(
+            !next.is_new(7, t("09:30:00")),
+            "reported rows are not fetched again"
+        );
         assert!(next.is_new(7, t("09:31:00")), "a newer write is");
         assert!(next.is_new(3, t("08:59:00")), "below since: forgotten");
         // The round after: everything read before it bounds it, so it moves on.
@@ -198,7 +199,10 @@ mod tests {
         let encoded = c.encode();
         assert_eq!(AppointmentCursor::decode(&encoded, Kind::Diary), Some(c));
         assert_eq!(AppointmentCursor::decode(&encoded, Kind::Task), None);
-        assert_eq!(AppointmentCursor::decode(&Cursor("garbage".into()), Kind::Diary), None);
+        assert_eq!(
+            AppointmentCursor::decode(&Cursor("garbage".into()), Kind::Diary),
+            None
+        );
         assert_eq!(ContactCursor::decode(&encoded), None);
     }
 }

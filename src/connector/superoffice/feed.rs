@@ -26,7 +26,8 @@ pub const TABLE_APPOINTMENT: u32 = 9;
 pub const TTL_DELETE: u32 = 4864;
 /// Log rows are small; a large page keeps an idle round to one request.
 const LOG_PAGE: usize = 1000;
-/// A log listing serves every kind that asks within this time (diary and to-dos share table 9).
+/// A log answer serves the other kinds of the same round (diary items and to-dos share table
+/// 9) if they ask within this time; each kind uses an answer once.
 const LOG_CACHE_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -36,6 +37,8 @@ struct CachedLog {
     first_page_max: Option<Timestamp>,
     /// (log row id, record id, ttime)
     rows: Vec<(u64, u32, Timestamp)>,
+    /// The kinds this answer has served.
+    used_by: Vec<Kind>,
 }
 
 #[derive(Default)]
@@ -45,7 +48,10 @@ pub(crate) struct LogCache(Mutex<HashMap<u32, CachedLog>>);
 pub(crate) fn kind_terms(kind: Kind) -> Vec<String> {
     match kind {
         Kind::Task => vec!["recordType is 'ToDo'".to_string()],
-        _ => vec!["rawType eq 1".to_string(), "recordType isNot 'ToDo'".to_string()],
+        _ => vec![
+            "rawType eq 1".to_string(),
+            "recordType isNot 'ToDo'".to_string(),
+        ],
     }
 }
 
@@ -67,16 +73,36 @@ fn window_terms(kind: Kind, window: &Window) -> Vec<String> {
     }
 }
 
+/// The server's time when the first listing was answered.
+pub(crate) fn server_time(listings: &[Listing]) -> Option<Timestamp> {
+    listings.first().and_then(|l| l.server_time)
+}
+
 /// (id, time) of every row, and the newest time on the first page.
-pub(crate) fn round_of(listings: &[Listing], id_col: &str, at_col: &str, probe: Option<Timestamp>) -> Round {
-    let pair = |row: &serde_json::Value| Some((query::number(row, id_col)?, query::instant(row, at_col)?));
+pub(crate) fn round_of(
+    listings: &[Listing],
+    id_col: &str,
+    at_col: &str,
+    probe: Option<Timestamp>,
+) -> Round {
+    let pair =
+        |row: &serde_json::Value| Some((query::number(row, id_col)?, query::instant(row, at_col)?));
     Round {
         probe,
-        // The first chunk's query ran first: its first page bounds them all.
-        first_page_max: listings
-            .first()
-            .and_then(|l| l.first_page.iter().filter_map(pair).map(|(_, at)| at).max()),
-        rows: listings.iter().flat_map(|l| l.rows.iter().filter_map(pair)).collect(),
+        // The first chunk's query ran first: its first page, and the server's time when it
+        // answered, bound them all.
+        first_page_max: listings.first().and_then(|l| {
+            l.first_page
+                .iter()
+                .filter_map(pair)
+                .map(|(_, at)| at)
+                .max()
+                .max(l.server_time)
+        }),
+        rows: listings
+            .iter()
+            .flat_map(|l| l.rows.iter().filter_map(pair))
+            .collect(),
     }
 }
 
@@ -92,7 +118,11 @@ impl SuperOfficeClient {
     }
 
     /// The newest value of `at_col` in `query` (ordered by it, descending, one row).
-    pub(crate) async fn probe(&self, mut q: ListQuery, at_col: &str) -> Result<Option<Timestamp>, ConnectorError> {
+    pub(crate) async fn probe(
+        &self,
+        mut q: ListQuery,
+        at_col: &str,
+    ) -> Result<Option<Timestamp>, ConnectorError> {
         q.orderby = format!("{at_col} desc");
         q.top = Some(1);
         q.one_page = true;
@@ -104,8 +134,21 @@ impl SuperOfficeClient {
             .max())
     }
 
-    /// Where the travel log stands now: a feed that starts a margin below its newest row.
-    pub(crate) async fn log_start(&self) -> Result<Feed, ConnectorError> {
+    /// Where the travel log stands now: a feed that starts a margin below the server's time
+    /// (or, if that is unknown, below the log's newest row).
+    pub(crate) async fn log_start(
+        &self,
+        server_time: Option<Timestamp>,
+    ) -> Result<Feed, ConnectorError> {
+        if let Some(now) = server_time {
+            return Ok(Feed::default().advance(
+                &Round {
+                    probe: Some(now),
+                    ..Round::default()
+                },
+                LOG_LAG,
+            ));
+        }
         let q = ListQuery::new(
             "Archive/dynamic",
             "traveltransactionlog.traveltransactionlog_id,traveltransactionlog.ttime",
@@ -122,16 +165,26 @@ impl SuperOfficeClient {
     }
 
     /// Records of `table` deleted since the feed's position, and the feed after them.
-    pub(crate) async fn deleted_since(&self, table: u32, log: &Feed) -> Result<(Vec<CrmId>, Feed), ConnectorError> {
+    pub(crate) async fn deleted_since(
+        &self,
+        table: u32,
+        log: &Feed,
+        kind: Kind,
+    ) -> Result<(Vec<CrmId>, Feed), ConnectorError> {
         let cached = {
-            let cache = self.log_cache.0.lock().await;
-            cache.get(&table).cloned().filter(|c| {
+            let mut cache = self.log_cache.0.lock().await;
+            let usable = cache.get_mut(&table).filter(|c| {
                 c.at.elapsed() < LOG_CACHE_TTL
+                    && !c.used_by.contains(&kind)
                     && match (c.since, log.since) {
                         (None, _) => true,
                         (Some(a), Some(b)) => a <= b,
                         (Some(_), None) => false,
                     }
+            });
+            usable.map(|c| {
+                c.used_by.push(kind);
+                c.clone()
             })
         };
         let listing = match cached {
@@ -144,13 +197,21 @@ impl SuperOfficeClient {
                 )
                 .top(LOG_PAGE);
                 if let Some(since) = log.since {
-                    q = q.filter(format!("traveltransactionlog.ttime afterTime '{}'", time::literal(since)));
+                    q = q.filter(format!(
+                        "traveltransactionlog.ttime afterTime '{}'",
+                        time::literal(since)
+                    ));
                 }
                 q = q
                     .filter(format!("traveltransactionlog.tablenumber eq {table}"))
                     .filter(format!("traveltransactionlog.type eq {TTL_DELETE}"));
                 let listings = self.list(&q).await?;
-                let round = round_of(&listings, "traveltransactionlog.traveltransactionlog_id", "traveltransactionlog.ttime", None);
+                let round = round_of(
+                    &listings,
+                    "traveltransactionlog.traveltransactionlog_id",
+                    "traveltransactionlog.ttime",
+                    None,
+                );
                 let rows = listings
                     .iter()
                     .flat_map(|l| l.rows.iter())
@@ -167,6 +228,7 @@ impl SuperOfficeClient {
                     since: log.since,
                     first_page_max: round.first_page_max,
                     rows,
+                    used_by: vec![kind],
                 };
                 self.log_cache.0.lock().await.insert(table, fresh.clone());
                 fresh
@@ -210,8 +272,10 @@ impl SuperOfficeClient {
                 (Item::Diary(d), Some(w)) => d.when.overlaps(w),
                 _ => true,
             };
-            Ok((observed.item.kind() == kind && associates.contains(&owner) && in_window)
-                .then_some((owner, observed)))
+            Ok(
+                (observed.item.kind() == kind && associates.contains(&owner) && in_window)
+                    .then_some((owner, observed)),
+            )
         })
         .await
     }
@@ -226,11 +290,17 @@ impl SuperOfficeClient {
         let set: BTreeSet<u32> = associates.iter().copied().collect();
         let Some(previous) = cursor.and_then(|c| AppointmentCursor::decode(c, kind)) else {
             if cursor.is_some() {
-                tracing::warn!(?kind, "unreadable SuperOffice cursor; listing everything again");
+                tracing::warn!(
+                    ?kind,
+                    "unreadable SuperOffice cursor; listing everything again"
+                );
             }
-            return self.appointment_listing(associates, &set, kind, window).await;
+            return self
+                .appointment_listing(associates, &set, kind, window)
+                .await;
         };
-        let mut q = self.appointment_list(associates, kind, "appointmentId,associateId,updatedDate");
+        let mut q =
+            self.appointment_list(associates, kind, "appointmentId,associateId,updatedDate");
         if let Some(since) = previous.items.since {
             q = q.filter(format!("updatedDate afterTime '{}'", time::literal(since)));
         }
@@ -249,9 +319,16 @@ impl SuperOfficeClient {
         round
             .rows
             .extend(changed.iter().map(|(_, o)| (u64::from(o.id.0), o.modified)));
-        let (deleted, log) = self.deleted_since(TABLE_APPOINTMENT, &previous.log).await?;
+        let (deleted, log) = self
+            .deleted_since(TABLE_APPOINTMENT, &previous.log, kind)
+            .await?;
         let items = previous.items.advance(&round, ITEM_LAG);
-        tracing::debug!(?kind, changed = changed.len(), deleted = deleted.len(), "SuperOffice changes read");
+        tracing::debug!(
+            ?kind,
+            changed = changed.len(),
+            deleted = deleted.len(),
+            "SuperOffice changes read"
+        );
         Ok(RankChanges {
             by_associate: by_associate(changed),
             deleted,
@@ -268,21 +345,25 @@ impl SuperOfficeClient {
         kind: Kind,
         window: &Window,
     ) -> Result<RankChanges, ConnectorError> {
-        // Before listing: where the feeds stand, so that the cursor starts from now.
-        let probe = self
-            .probe(self.appointment_list(associates, kind, "appointmentId,updatedDate"), "updatedDate")
-            .await?;
-        let log = self.log_start().await?;
-        let mut q = self.appointment_list(associates, kind, "appointmentId,associateId,updatedDate");
+        let mut q =
+            self.appointment_list(associates, kind, "appointmentId,associateId,updatedDate");
         for term in window_terms(kind, window) {
             q = q.filter(term);
         }
         let listings = self.list(&q).await?;
-        let mut round = round_of(&listings, "appointmentId", "updatedDate", probe);
-        let mut ids: Vec<u32> = round.rows.iter().filter_map(|(id, _)| u32::try_from(*id).ok()).collect();
+        // The cursor starts from the server's time when the listing began.
+        let mut round = round_of(&listings, "appointmentId", "updatedDate", None);
+        let log = self.log_start(server_time(&listings)).await?;
+        let mut ids: Vec<u32> = round
+            .rows
+            .iter()
+            .filter_map(|(id, _)| u32::try_from(*id).ok())
+            .collect();
         ids.sort_unstable();
         ids.dedup();
-        let items = self.fetch_appointments(ids, kind, set, Some(window)).await?;
+        let items = self
+            .fetch_appointments(ids, kind, set, Some(window))
+            .await?;
         round
             .rows
             .extend(items.iter().map(|(_, o)| (u64::from(o.id.0), o.modified)));
@@ -307,11 +388,14 @@ impl SuperOfficeClient {
         for term in window_terms(kind, window) {
             q = q.filter(term);
         }
-        let mut out: BTreeMap<u32, Vec<CrmId>> = associates.iter().map(|a| (*a, Vec::new())).collect();
+        let mut out: BTreeMap<u32, Vec<CrmId>> =
+            associates.iter().map(|a| (*a, Vec::new())).collect();
         for listing in self.list(&q).await? {
             for row in listing.rows {
-                if let (Some(id), Some(owner)) = (query::id(&row, "appointmentId"), query::id(&row, "associateId"))
-                    && let Some(ids) = out.get_mut(&owner)
+                if let (Some(id), Some(owner)) = (
+                    query::id(&row, "appointmentId"),
+                    query::id(&row, "associateId"),
+                ) && let Some(ids) = out.get_mut(&owner)
                 {
                     ids.push(CrmId(id));
                 }

@@ -21,7 +21,10 @@ use crate::connector::model::{
 pub const LOCATION_MAX: usize = 254;
 
 fn text(v: &Value, name: &str) -> String {
-    v.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn flag(v: &Value, name: &str) -> bool {
@@ -46,7 +49,10 @@ fn id_of(v: &Value, key: &str) -> Option<u32> {
 }
 
 fn date_time(v: &Value, name: &str) -> Result<time::SoDateTime, String> {
-    let raw = v.get(name).and_then(Value::as_str).ok_or_else(|| format!("{name} is missing"))?;
+    let raw = v
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{name} is missing"))?;
     time::parse(raw).ok_or_else(|| format!("{name} {raw:?} is not a date-time"))
 }
 
@@ -98,8 +104,7 @@ pub fn is_todo(entity: &Value) -> bool {
 /// Reads an `AppointmentEntity`. `Ok(None)`: neither a diary item nor a to-do (a note, a
 /// document, an invitation not yet accepted, a follow-up in the checklist).
 pub fn read_appointment(entity: &Value) -> Result<Option<Appointment>, String> {
-    let id = id_of(entity, "AppointmentId")
-        .ok_or("AppointmentId is missing")?;
+    let id = id_of(entity, "AppointmentId").ok_or("AppointmentId is missing")?;
     let associate = carrier_id(entity, "Associate", "AssociateId").ok_or("Associate is missing")?;
     let updated = date_time(entity, "UpdatedDate")?
         .timestamp()
@@ -142,24 +147,40 @@ fn read_when(entity: &Value) -> Result<When, String> {
         if last <= first {
             last = first.tomorrow().map_err(|e| e.to_string())?;
         }
-        Ok(When::AllDay { start: first, end: last })
+        Ok(When::AllDay {
+            start: first,
+            end: last,
+        })
     } else {
         let start = start.timestamp().ok_or("StartDate is out of range")?;
         let end = end.timestamp().ok_or("EndDate is out of range")?;
-        Ok(When::Timed { start, end: end.max(start) })
+        Ok(When::Timed {
+            start,
+            end: end.max(start),
+        })
     }
 }
 
 fn read_diary(entity: &Value) -> Result<DiaryItem, String> {
     let mother = entity.get("MotherId").and_then(Value::as_u64).unwrap_or(0);
-    let own = entity.get("AppointmentId").and_then(Value::as_u64).unwrap_or(0);
+    let own = entity
+        .get("AppointmentId")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     Ok(DiaryItem {
         subject: text(entity, "Title"),
         body: text(entity, "Description"),
         when: read_when(entity)?,
         location: text(entity, "Location"),
-        private: !matches!(entity.get("Private").and_then(Value::as_str), None | Some("Public")),
-        show_as: if flag(entity, "IsFree") { ShowAs::Free } else { ShowAs::Busy },
+        private: !matches!(
+            entity.get("Private").and_then(Value::as_str),
+            None | Some("Public")
+        ),
+        show_as: if flag(entity, "IsFree") {
+            ShowAs::Free
+        } else {
+            ShowAs::Busy
+        },
         reminder_minutes: flag(entity, "HasAlarm")
             .then(|| parse_timespan_minutes(&text(entity, "AlarmLeadTime")).unwrap_or(0)),
         task_type: entity
@@ -255,7 +276,10 @@ pub fn changes(
                 out.push(("Location", json!(location)));
             }
             if differs(&|c| c.private == d.private) {
-                out.push(("Private", json!(if d.private { "PrivateUser" } else { "Public" })));
+                out.push((
+                    "Private",
+                    json!(if d.private { "PrivateUser" } else { "Public" }),
+                ));
             }
             let free = d.show_as == ShowAs::Free;
             if differs(&|c| (c.show_as == ShowAs::Free) == free) {
@@ -269,7 +293,11 @@ pub fn changes(
                 ));
             }
             if let Some(name) = &d.task_type {
-                let same = cur.is_some_and(|c| c.task_type.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)));
+                let same = cur.is_some_and(|c| {
+                    c.task_type
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                });
                 if !same && let Some(id) = tasks.task_id(name) {
                     out.push(("Task", json!({ "TaskListItemId": id })));
                 }
@@ -295,7 +323,10 @@ pub fn changes(
             }
             let done = t.completed.is_some();
             if cur.is_none_or(|(c, ..)| c.completed.is_some() != done) {
-                out.push(("Completed", json!(if done { "Completed" } else { "NotStarted" })));
+                out.push((
+                    "Completed",
+                    json!(if done { "Completed" } else { "NotStarted" }),
+                ));
             }
         }
         Item::Contact(_) => {}

@@ -59,6 +59,17 @@ pub fn default_limits() -> LimiterSettings {
     }
 }
 
+/// Where the change feed learns the server's time, which moves its watermark on when nothing
+/// changes (the data alone never would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerClock {
+    /// The answer's `Date` header: the server's own clock (every origin server sends it).
+    DateHeader,
+    /// The client's [`Clock`]: for the sandbox, whose `Date` header is real time while its
+    /// data follows the sandbox clock.
+    Local,
+}
+
 /// How the client behaves; the defaults are for production.
 #[derive(Clone)]
 pub struct SuperOfficeOptions {
@@ -73,6 +84,7 @@ pub struct SuperOfficeOptions {
     /// Items read at once after a listing (each is one request within the quota).
     pub fetch_concurrency: usize,
     pub clock: Clock,
+    pub server_clock: ServerClock,
 }
 
 impl Default for SuperOfficeOptions {
@@ -85,6 +97,7 @@ impl Default for SuperOfficeOptions {
             max_url_len: 8192,
             fetch_concurrency: 8,
             clock: Arc::new(jiff::Timestamp::now),
+            server_clock: ServerClock::DateHeader,
         }
     }
 }
@@ -164,8 +177,14 @@ pub(crate) enum Ctx {
 /// SuperOffice's error body (`{"Error": true, "ErrorType": ..., "ErrorMessage": ...}`).
 pub(crate) fn error_body(response: &Response) -> Option<(String, String)> {
     let v: Value = response.json().ok()?;
-    let kind = v.get("ErrorType").and_then(Value::as_str).unwrap_or_default();
-    let message = v.get("ErrorMessage").and_then(Value::as_str).unwrap_or_default();
+    let kind = v
+        .get("ErrorType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = v
+        .get("ErrorMessage")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if kind.is_empty() && message.is_empty() {
         return None;
     }
@@ -182,13 +201,20 @@ pub(crate) fn refusal(response: &Response, ctx: Ctx) -> ConnectorError {
     };
     let so = Service::SuperOffice;
     match (response.status, &ctx) {
-        (StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED, Ctx::Write(item) | Ctx::Read(item)) => {
-            ConnectorError::Conflict {
-                service: so,
-                item: item.clone(),
-            }
-        }
-        (s, Ctx::Write(item) | Ctx::Read(item)) if s.is_client_error() && s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN && s != StatusCode::MISDIRECTED_REQUEST && s != StatusCode::TOO_MANY_REQUESTS => {
+        (
+            StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED,
+            Ctx::Write(item) | Ctx::Read(item),
+        ) => ConnectorError::Conflict {
+            service: so,
+            item: item.clone(),
+        },
+        (s, Ctx::Write(item) | Ctx::Read(item))
+            if s.is_client_error()
+                && s != StatusCode::UNAUTHORIZED
+                && s != StatusCode::FORBIDDEN
+                && s != StatusCode::MISDIRECTED_REQUEST
+                && s != StatusCode::TOO_MANY_REQUESTS =>
+        {
             ConnectorError::Item {
                 service: so,
                 item: item.clone(),
@@ -386,7 +412,9 @@ impl SuperOfficeClient {
                     if let Some(tenant) = &self.tenant
                         && !redirected
                     {
-                        tracing::info!("SuperOffice answered 421 (wrong subdomain); reading the tenant status again");
+                        tracing::info!(
+                            "SuperOffice answered 421 (wrong subdomain); reading the tenant status again"
+                        );
                         tenant.misdirected(generation);
                         redirected = true;
                         continue;
@@ -434,7 +462,10 @@ impl CrmConnector for SuperOfficeClient {
     ) -> Result<RankChanges, ConnectorError> {
         match kind {
             Kind::Contact => self.contact_changes(associates, cursor).await,
-            _ => self.appointment_changes(associates, kind, cursor, window).await,
+            _ => {
+                self.appointment_changes(associates, kind, cursor, window)
+                    .await
+            }
         }
     }
 
@@ -488,16 +519,21 @@ impl CrmConnector for SuperOfficeClient {
 }
 
 /// Runs `f` over `ids` with at most `limit` at once, keeping the input order.
-pub(crate) async fn fetch_all<T, F, Fut>(ids: Vec<u32>, limit: usize, f: F) -> Result<Vec<T>, ConnectorError>
+pub(crate) async fn fetch_all<T, F, Fut>(
+    ids: Vec<u32>,
+    limit: usize,
+    f: F,
+) -> Result<Vec<T>, ConnectorError>
 where
     F: Fn(u32) -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, ConnectorError>>,
 {
     use futures::StreamExt;
-    let results: Vec<Result<Option<T>, ConnectorError>> = futures::stream::iter(ids.into_iter().map(f))
-        .buffered(limit.max(1))
-        .collect()
-        .await;
+    let results: Vec<Result<Option<T>, ConnectorError>> =
+        futures::stream::iter(ids.into_iter().map(f))
+            .buffered(limit.max(1))
+            .collect()
+            .await;
     let mut out = Vec::with_capacity(results.len());
     for r in results {
         if let Some(v) = r? {
@@ -508,7 +544,9 @@ where
 }
 
 /// Groups observed items by associate.
-pub(crate) fn by_associate(items: Vec<(u32, Observed<CrmId>)>) -> BTreeMap<u32, Vec<Observed<CrmId>>> {
+pub(crate) fn by_associate(
+    items: Vec<(u32, Observed<CrmId>)>,
+) -> BTreeMap<u32, Vec<Observed<CrmId>>> {
     let mut map: BTreeMap<u32, Vec<Observed<CrmId>>> = BTreeMap::new();
     for (associate, item) in items {
         map.entry(associate).or_default().push(item);

@@ -25,7 +25,11 @@ pub const MIN_URL_LEN: usize = 2048;
 /// Characters kept as they are in a query string (RFC 3986 allows them there); the rest is
 /// percent-encoded. Keeping `,` `(` `)` short makes long associate lists fit.
 fn keep(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '$' | ',' | '(' | ')' | ':' | '/' | '!' | '*' | '@')
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '.' | '_' | '~' | '$' | ',' | '(' | ')' | ':' | '/' | '!' | '*' | '@'
+        )
 }
 
 pub fn encode(text: &str) -> String {
@@ -70,6 +74,8 @@ pub struct ListQuery {
 pub struct Listing {
     pub first_page: Vec<Value>,
     pub rows: Vec<Value>,
+    /// The server's time when the first page was answered (see [`super::ServerClock`]).
+    pub server_time: Option<jiff::Timestamp>,
 }
 
 enum Attempt {
@@ -197,12 +203,20 @@ impl SuperOfficeClient {
                     what: format!("the tenant refuses list queries of {max_len} characters"),
                 });
             }
-            tracing::warn!(max_len, smaller, "SuperOffice refused a long query; splitting associate lists further");
+            tracing::warn!(
+                max_len,
+                smaller,
+                "SuperOffice refused a long query; splitting associate lists further"
+            );
             self.max_url_len.store(smaller, Ordering::Relaxed);
         }
     }
 
-    async fn list_chunk(&self, query: &ListQuery, chunk: Option<&[u32]>) -> Result<Attempt, ConnectorError> {
+    async fn list_chunk(
+        &self,
+        query: &ListQuery,
+        chunk: Option<&[u32]>,
+    ) -> Result<Attempt, ConnectorError> {
         let mut restarts = 0;
         'listing: loop {
             let mut listing = Listing::default();
@@ -217,8 +231,22 @@ impl SuperOfficeClient {
                     tracing::debug!(path = %query.path, "SuperOffice listing paused too long between pages; starting again");
                     continue 'listing;
                 }
-                let call = Call::new(Method::GET, &query.path).query(query.query_string(chunk, skip));
+                let call =
+                    Call::new(Method::GET, &query.path).query(query.query_string(chunk, skip));
+                let asked_at = (self.options.clock)();
                 let response = self.call(&call).await?;
+                if skip == 0 {
+                    listing.server_time = match self.options.server_clock {
+                        super::ServerClock::DateHeader => response
+                            .headers
+                            .get(reqwest::header::DATE)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| httpdate::parse_http_date(v).ok())
+                            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                            .and_then(|d| jiff::Timestamp::from_second(d.as_secs() as i64).ok()),
+                        super::ServerClock::Local => Some(asked_at),
+                    };
+                }
                 let status = response.status.as_u16();
                 let json: Option<Value> = response.json().ok();
                 if status == 414 || (matches!(status, 400 | 404) && json.is_none()) {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Clock, SuperOfficeOptions};
+use super::{Clock, ServerClock, SuperOfficeOptions};
 use crate::sandbox::SandboxState;
 use crate::settings::{Secret, SuperOfficeAuth, SuperOfficeSettings};
 
@@ -34,12 +34,13 @@ pub fn basic_settings(state: &SandboxState) -> SuperOfficeSettings {
     }
 }
 
-/// The default options with the sandbox's clock.
+/// The default options with the sandbox's clock, which is also the server's time.
 pub fn options(state: &Arc<SandboxState>) -> SuperOfficeOptions {
     let state = state.clone();
     let clock: Clock = Arc::new(move || state.clock.now());
     SuperOfficeOptions {
         clock,
+        server_clock: ServerClock::Local,
         ..SuperOfficeOptions::default()
     }
 }

@@ -130,7 +130,10 @@ impl TenantStatus {
             .and_then(Value::as_str)
             .unwrap_or("Unknown")
             .to_string();
-        let running = doc.get("IsRunning").and_then(Value::as_bool).unwrap_or(false);
+        let running = doc
+            .get("IsRunning")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if !running {
             return Err(service(format!(
                 "the SuperOffice tenant {} is not running (state {state})",
@@ -141,7 +144,12 @@ impl TenantStatus {
             .get("Api")
             .and_then(Value::as_str)
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| service(format!("the status of tenant {} names no API address", self.context_identifier)))?;
+            .ok_or_else(|| {
+                service(format!(
+                    "the status of tenant {} names no API address",
+                    self.context_identifier
+                ))
+            })?;
         let api = Url::parse(&format!("{}/v1/", api.trim_end_matches('/')))
             .map_err(|e| service(format!("the tenant's API address is not a URL: {e}")))?;
         let now = (self.clock)();

@@ -34,7 +34,9 @@ pub fn parse(text: &str) -> Option<SoDateTime> {
     let text = text.trim();
     let (body, offset) = split_offset(text)?;
     let civil = if body.len() == 10 {
-        body.parse::<Date>().ok()?.to_datetime(jiff::civil::Time::midnight())
+        body.parse::<Date>()
+            .ok()?
+            .to_datetime(jiff::civil::Time::midnight())
     } else {
         // Both separators are seen in the wild.
         body.replacen(' ', "T", 1).parse::<DateTime>().ok()?
@@ -59,7 +61,11 @@ fn split_offset(text: &str) -> Option<(&str, Option<Offset>)> {
     let Some(sign_at) = text[time_start..].find(['+', '-']).map(|i| i + time_start) else {
         return Some((text, None));
     };
-    let sign: i32 = if text.as_bytes()[sign_at] == b'-' { -1 } else { 1 };
+    let sign: i32 = if text.as_bytes()[sign_at] == b'-' {
+        -1
+    } else {
+        1
+    };
     let digits: String = text[sign_at + 1..].chars().filter(|c| *c != ':').collect();
     if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
         return None;
@@ -170,7 +176,12 @@ mod tests {
             "the wall-clock date stays as written"
         );
         assert!(parse("0001-01-01T00:00:00").unwrap().is_empty_date());
-        for bad in ["", "yesterday", "2018-12-24T07:34:45+5", "2018-12-24T07:34:45+25:00"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2018-12-24T07:34:45+5",
+            "2018-12-24T07:34:45+25:00",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }
@@ -181,7 +192,10 @@ mod tests {
         assert_eq!(literal(at), "2026-11-22T09:14:07");
         assert_eq!(http_date_at_or_after(at), "Sun, 22 Nov 2026 09:14:08 GMT");
         let whole: Timestamp = "2026-11-22T09:14:07Z".parse().unwrap();
-        assert_eq!(http_date_at_or_after(whole), "Sun, 22 Nov 2026 09:14:07 GMT");
+        assert_eq!(
+            http_date_at_or_after(whole),
+            "Sun, 22 Nov 2026 09:14:07 GMT"
+        );
     }
 
     #[test]

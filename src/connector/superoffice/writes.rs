@@ -87,12 +87,16 @@ fn same_content(a: &Item, b: &Item) -> bool {
 
 impl SuperOfficeClient {
     /// The task list (`GET List/Task/Items`), cached.
-    pub(crate) async fn task_list(&self, looking_for: Option<&str>) -> Result<Vec<TaskEntry>, ConnectorError> {
+    pub(crate) async fn task_list(
+        &self,
+        looking_for: Option<&str>,
+    ) -> Result<Vec<TaskEntry>, ConnectorError> {
         let mut cache = self.caches.tasks.lock().await;
         let fresh = cache.as_ref().is_some_and(|(at, list)| {
             at.elapsed() < TASKS_TTL
                 && looking_for.is_none_or(|name| {
-                    at.elapsed() < TASKS_RETRY || list.iter().any(|t| t.name.eq_ignore_ascii_case(name))
+                    at.elapsed() < TASKS_RETRY
+                        || list.iter().any(|t| t.name.eq_ignore_ascii_case(name))
                 })
         });
         if !fresh {
@@ -138,15 +142,26 @@ impl SuperOfficeClient {
             .json()
             .map_err(|e| item_error(id, format!("unreadable appointment: {e}")))?;
         match mapping::read_appointment(&entity) {
-            Ok(Some(appointment)) => Ok(Some((appointment.observed(), Fetched { appointment, entity }))),
+            Ok(Some(appointment)) => Ok(Some((
+                appointment.observed(),
+                Fetched {
+                    appointment,
+                    entity,
+                },
+            ))),
             Ok(None) => Ok(None),
             Err(what) => Err(item_error(id, what)),
         }
     }
 
     /// `GET Person/{id}`.
-    pub(crate) async fn read_person(&self, id: CrmId) -> Result<Option<(Observed<CrmId>, Person)>, ConnectorError> {
-        let response = self.call(&Call::new(Method::GET, &format!("Person/{id}"))).await?;
+    pub(crate) async fn read_person(
+        &self,
+        id: CrmId,
+    ) -> Result<Option<(Observed<CrmId>, Person)>, ConnectorError> {
+        let response = self
+            .call(&Call::new(Method::GET, &format!("Person/{id}")))
+            .await?;
         if response.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -160,7 +175,10 @@ impl SuperOfficeClient {
         Ok(Some((person.observed(), person)))
     }
 
-    pub(crate) async fn read_persons(&self, ids: &[CrmId]) -> Result<Vec<Observed<CrmId>>, ConnectorError> {
+    pub(crate) async fn read_persons(
+        &self,
+        ids: &[CrmId],
+    ) -> Result<Vec<Observed<CrmId>>, ConnectorError> {
         let mut ids: Vec<u32> = ids.iter().map(|i| i.0).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -183,7 +201,9 @@ impl SuperOfficeClient {
         let mut out: BTreeMap<u32, CrmAssociate> = BTreeMap::new();
         for listing in self.list(&q).await? {
             for row in listing.rows {
-                let Some(id) = query::id(&row, "associateDbId").or_else(|| query::id(&row, "PrimaryKey")) else {
+                let Some(id) =
+                    query::id(&row, "associateDbId").or_else(|| query::id(&row, "PrimaryKey"))
+                else {
                     continue;
                 };
                 let login = Some(query::text(&row, "assocName"))
@@ -209,10 +229,20 @@ impl SuperOfficeClient {
 
     /// Why writes for `associate` fail, if it is the associate: unknown or retired.
     async fn associate_problem(&self, associate: u32) -> Option<ConnectorError> {
-        let q = ListQuery::new("Archive/InternalUsers", "associateDbId,isActive", "associateDbId")
-            .entities("all,retired")
-            .associates("associateDbId", &[associate]);
-        let rows: Vec<Value> = self.list(&q).await.ok()?.into_iter().flat_map(|l| l.rows).collect();
+        let q = ListQuery::new(
+            "Archive/InternalUsers",
+            "associateDbId,isActive",
+            "associateDbId",
+        )
+        .entities("all,retired")
+        .associates("associateDbId", &[associate]);
+        let rows: Vec<Value> = self
+            .list(&q)
+            .await
+            .ok()?
+            .into_iter()
+            .flat_map(|l| l.rows)
+            .collect();
         let what = match rows.first() {
             None => format!("associate {associate} does not exist in SuperOffice"),
             Some(row) if row.get("isActive").and_then(Value::as_bool) == Some(false) => {
@@ -228,7 +258,11 @@ impl SuperOfficeClient {
 
     /// A new entity with the defaults for `record_type` (1 appointment, 6 to-do) in
     /// `associate`'s diary.
-    async fn default_entity(&self, record_type: u8, associate: u32) -> Result<Value, ConnectorError> {
+    async fn default_entity(
+        &self,
+        record_type: u8,
+        associate: u32,
+    ) -> Result<Value, ConnectorError> {
         {
             let cache = self.caches.defaults.lock().await;
             if let Some((at, entity)) = cache.get(&(record_type, associate))
@@ -276,21 +310,35 @@ impl SuperOfficeClient {
         }
     }
 
-    pub(crate) async fn create_item(&self, associate: u32, item: &Item) -> Result<Written<CrmId>, ConnectorError> {
+    pub(crate) async fn create_item(
+        &self,
+        associate: u32,
+        item: &Item,
+    ) -> Result<Written<CrmId>, ConnectorError> {
         let record_type = match item {
             Item::Diary(_) => 1,
             Item::Task(_) => 6,
             Item::Contact(_) => {
-                return Err(item_error("new", "contacts flow from SuperOffice only; none is created there"));
+                return Err(item_error(
+                    "new",
+                    "contacts flow from SuperOffice only; none is created there",
+                ));
             }
         };
         let mut entity = self.default_entity(record_type, associate).await?;
         let tasks = self.task_ids_for(item).await?;
-        let lookup = |name: &str| tasks.iter().find(|t| !t.todo && t.name.eq_ignore_ascii_case(name)).map(|t| t.id);
+        let lookup = |name: &str| {
+            tasks
+                .iter()
+                .find(|t| !t.todo && t.name.eq_ignore_ascii_case(name))
+                .map(|t| t.id)
+        };
         let changes = mapping::changes(item, None, &lookup);
         mapping::apply(&mut entity, &changes);
         // A lost answer may still have created it: the caller resolves that with `find_created`.
-        let call = Call::new(Method::POST, "Appointment").body(entity).retry(Retry::Unsafe);
+        let call = Call::new(Method::POST, "Appointment")
+            .body(entity)
+            .retry(Retry::Unsafe);
         let response = self.call(&call).await?;
         if response.status == StatusCode::BAD_REQUEST
             && let Some(problem) = self.associate_problem(associate).await
@@ -298,15 +346,27 @@ impl SuperOfficeClient {
             return Err(problem);
         }
         if !response.status.is_success() {
-            return Err(refusal(&response, Ctx::Write(format!("new item for associate {associate}"))));
+            return Err(refusal(
+                &response,
+                Ctx::Write(format!("new item for associate {associate}")),
+            ));
         }
         let entity: Value = response
             .json()
             .map_err(|e| item_error("new", format!("unreadable answer to a create: {e}")))?;
         let created = mapping::read_appointment(&entity)
             .map_err(|what| item_error("new", what))?
-            .ok_or_else(|| item_error("new", "the created appointment is neither a diary item nor a to-do"))?;
-        tracing::debug!(id = created.id, associate, "SuperOffice appointment created");
+            .ok_or_else(|| {
+                item_error(
+                    "new",
+                    "the created appointment is neither a diary item nor a to-do",
+                )
+            })?;
+        tracing::debug!(
+            id = created.id,
+            associate,
+            "SuperOffice appointment created"
+        );
         Ok(written(&created))
     }
 
@@ -317,20 +377,32 @@ impl SuperOfficeClient {
         expected: &Version,
     ) -> Result<Written<CrmId>, ConnectorError> {
         if item.kind() == Kind::Contact {
-            return Err(item_error(id, "contacts flow from SuperOffice only; none is changed there"));
+            return Err(item_error(
+                id,
+                "contacts flow from SuperOffice only; none is changed there",
+            ));
         }
-        let expected_at = mapping::version_time(expected)
-            .ok_or_else(|| item_error(id, format!("{:?} is not a SuperOffice version", expected.0)))?;
+        let expected_at = mapping::version_time(expected).ok_or_else(|| {
+            item_error(id, format!("{:?} is not a SuperOffice version", expected.0))
+        })?;
         let Some((_, current)) = self.read_appointment(id).await? else {
             // Deleted (or no longer of a kind crmsync syncs) since it was read.
             return Err(conflict(id));
         };
-        if current.appointment.item.kind() != item.kind() || current.appointment.updated > expected_at {
+        if current.appointment.item.kind() != item.kind()
+            || current.appointment.updated > expected_at
+        {
             return Err(conflict(id));
         }
         let tasks = self.task_ids_for(item).await?;
-        let lookup = |name: &str| tasks.iter().find(|t| !t.todo && t.name.eq_ignore_ascii_case(name)).map(|t| t.id);
-        let changes = mapping::changes(item, Some((&current.appointment, &current.entity)), &lookup);
+        let lookup = |name: &str| {
+            tasks
+                .iter()
+                .find(|t| !t.todo && t.name.eq_ignore_ascii_case(name))
+                .map(|t| t.id)
+        };
+        let changes =
+            mapping::changes(item, Some((&current.appointment, &current.entity)), &lookup);
         if changes.is_empty() {
             return Ok(written(&current.appointment));
         }
@@ -359,7 +431,9 @@ impl SuperOfficeClient {
                 mapping::apply(&mut intended, &changes);
                 let intended = mapping::read_appointment(&intended).ok().flatten();
                 match (self.read_appointment(id).await?, intended) {
-                    (Some((_, now)), Some(intended)) if same_content(&now.appointment.item, &intended.item) => {
+                    (Some((_, now)), Some(intended))
+                        if same_content(&now.appointment.item, &intended.item) =>
+                    {
                         Ok(written(&now.appointment))
                     }
                     _ => Err(conflict(id)),
@@ -377,12 +451,16 @@ impl SuperOfficeClient {
         expected: Option<&Version>,
     ) -> Result<Deleted, ConnectorError> {
         if kind == Kind::Contact {
-            return Err(item_error(id, "contacts flow from SuperOffice only; none is deleted there"));
+            return Err(item_error(
+                id,
+                "contacts flow from SuperOffice only; none is deleted there",
+            ));
         }
         let mut call = Call::new(Method::DELETE, &format!("Appointment/{id}"));
         if let Some(expected) = expected {
-            let at = mapping::version_time(expected)
-                .ok_or_else(|| item_error(id, format!("{:?} is not a SuperOffice version", expected.0)))?;
+            let at = mapping::version_time(expected).ok_or_else(|| {
+                item_error(id, format!("{:?} is not a SuperOffice version", expected.0))
+            })?;
             call = call.header(
                 HeaderName::from_static("if-unmodified-since"),
                 &time::http_date_at_or_after(at),
@@ -410,14 +488,19 @@ impl SuperOfficeClient {
             Item::Task(t) => t.title.as_str(),
             Item::Contact(_) => return Ok(None),
         };
-        let from = since.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(since);
+        let from = since
+            .checked_sub(jiff::SignedDuration::from_secs(1))
+            .unwrap_or(since);
         let q = ListQuery::new(
             "Appointment",
             "appointmentId,associateId,registeredDate,appointment/title",
             "appointmentId",
         )
         .associates("associateId", &[associate])
-        .filter(format!("registeredDate afterTime '{}'", time::literal(from)))
+        .filter(format!(
+            "registeredDate afterTime '{}'",
+            time::literal(from)
+        ))
         .top(self.options.page_size);
         let candidates: Vec<u32> = self
             .list(&q)
@@ -431,7 +514,9 @@ impl SuperOfficeClient {
             if let Some((observed, _)) = self.read_appointment(CrmId(id)).await? {
                 let matches = match (&observed.item, item) {
                     (Item::Diary(a), Item::Diary(b)) => a.subject == b.subject && a.when == b.when,
-                    (Item::Task(a), Item::Task(b)) => a.title == b.title && (b.due.is_none() || a.due == b.due),
+                    (Item::Task(a), Item::Task(b)) => {
+                        a.title == b.title && (b.due.is_none() || a.due == b.due)
+                    }
                     _ => false,
                 };
                 if matches {
