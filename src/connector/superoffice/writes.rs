@@ -300,11 +300,23 @@ impl SuperOfficeClient {
         Ok(entity)
     }
 
-    async fn task_ids_for(&self, item: &Item) -> Result<Vec<TaskEntry>, ConnectorError> {
+    /// The task list, if `item` asks for a task type that `entity` does not have.
+    async fn task_ids_for(
+        &self,
+        item: &Item,
+        entity: &Value,
+    ) -> Result<Vec<TaskEntry>, ConnectorError> {
+        let current = entity
+            .get("Task")
+            .and_then(|t| t.get("Value"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match item {
             Item::Diary(d) => match &d.task_type {
-                Some(name) => self.task_list(Some(name)).await,
-                None => Ok(Vec::new()),
+                Some(name) if !name.eq_ignore_ascii_case(current) => {
+                    self.task_list(Some(name)).await
+                }
+                _ => Ok(Vec::new()),
             },
             _ => Ok(Vec::new()),
         }
@@ -326,7 +338,7 @@ impl SuperOfficeClient {
             }
         };
         let mut entity = self.default_entity(record_type, associate).await?;
-        let tasks = self.task_ids_for(item).await?;
+        let tasks = self.task_ids_for(item, &entity).await?;
         let lookup = |name: &str| {
             tasks
                 .iter()
@@ -394,7 +406,7 @@ impl SuperOfficeClient {
         {
             return Err(conflict(id));
         }
-        let tasks = self.task_ids_for(item).await?;
+        let tasks = self.task_ids_for(item, &current.entity).await?;
         let lookup = |name: &str| {
             tasks
                 .iter()
