@@ -43,8 +43,15 @@ impl SuperOfficeClient {
         fetch_all(ids, self.options.fetch_concurrency, |id| {
             let listed_owner = listed.get(&id).copied().flatten();
             async move {
-                let Some((observed, person)) = self.read_person(CrmId(id)).await? else {
-                    return Ok(None);
+                let (observed, person) = match self.read_person(CrmId(id)).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) => return Ok(None),
+                    // One unreadable card must not hold up the rank.
+                    Err(ConnectorError::Item { item, what, .. }) => {
+                        tracing::warn!(item, what, "SuperOffice person skipped");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
                 };
                 let owner = person.our_contact.or(listed_owner);
                 Ok(owner

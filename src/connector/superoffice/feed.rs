@@ -263,9 +263,17 @@ impl SuperOfficeClient {
         window: Option<&Window>,
     ) -> Result<Vec<(u32, Observed<CrmId>)>, ConnectorError> {
         fetch_all(ids, self.options.fetch_concurrency, |id| async move {
-            let Some((observed, fetched)) = self.read_appointment(CrmId(id)).await? else {
+            let (observed, fetched) = match self.read_appointment(CrmId(id)).await {
+                Ok(Some(found)) => found,
                 // Deleted meanwhile (the travel log tells), or no longer of a synced kind.
-                return Ok(None);
+                Ok(None) => return Ok(None),
+                // One unreadable item must not hold up the rank; it is read again when it
+                // changes, and `get` reports its error.
+                Err(ConnectorError::Item { item, what, .. }) => {
+                    tracing::warn!(item, what, "SuperOffice appointment skipped");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
             };
             let owner = fetched.appointment.associate;
             let in_window = match (&observed.item, window) {
