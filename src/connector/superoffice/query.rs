@@ -249,8 +249,9 @@ impl SuperOfficeClient {
                 }
                 let status = response.status.as_u16();
                 let json: Option<Value> = response.json().ok();
-                let long = response_url_len(&call, &self.api_base().await?.0) > MIN_URL_LEN;
-                if long && (status == 414 || (matches!(status, 400 | 404) && json.is_none())) {
+                let refused_as_long =
+                    status == 414 || (matches!(status, 400 | 404) && json.is_none());
+                if refused_as_long && url_len(&call, &self.api_base().await?.0) > MIN_URL_LEN {
                     // IIS refuses an over-long query string with 414 or 404.15 (HTML).
                     return Ok(Attempt::TooLong);
                 }
@@ -282,7 +283,7 @@ impl SuperOfficeClient {
 }
 
 /// The length of the URL `call` is sent with.
-fn response_url_len(call: &Call, base: &url::Url) -> usize {
+fn url_len(call: &Call, base: &url::Url) -> usize {
     base.as_str().len() + call.path.len() + 1 + call.query.as_deref().map(str::len).unwrap_or(0)
 }
 
