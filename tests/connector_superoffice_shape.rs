@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use crmsync::connector::model::{CrmId, DiaryItem, Item, Kind, ShowAs, Version, When, Window};
-use crmsync::connector::superoffice::cursor::{AppointmentCursor, Feed};
+use crmsync::connector::superoffice::cursor::{AppointmentCursor, Feed, LogFeed};
 use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::connector::{ConnectorError, CrmConnector};
 use crmsync::settings::{Secret, SuperOfficeAuth, SuperOfficeSettings};
@@ -407,20 +407,21 @@ async fn the_rank_wide_change_query_and_the_travel_log_query() {
         .respond_with(ResponseTemplate::new(404).set_body_json(reference("error-response.json")))
         .mount(&server)
         .await;
-    // The emulator's documented deletion query (docs/sandbox/superoffice.md).
+    // The emulator's documented deletion query (docs/sandbox/superoffice.md), positioned by
+    // the log's primary key rather than its local `ttime`.
     Mock::given(method("GET"))
         .and(path("/SuperOffice/api/v1/Archive/dynamic"))
         .and(query_param(
             "$select",
-            "traveltransactionlog.traveltransactionlog_id,traveltransactionlog.record_id,traveltransactionlog.ttime",
+            "traveltransactionlog.traveltransactionlog_id,traveltransactionlog.record_id",
         ))
         .and(query_param(
             "$filter",
-            "traveltransactionlog.ttime afterTime '2026-11-22T08:00:00' and traveltransactionlog.tablenumber eq 9 and traveltransactionlog.type eq 4864",
+            "traveltransactionlog.traveltransactionlog_id gt 70 and traveltransactionlog.tablenumber eq 9 and traveltransactionlog.type eq 4864",
         ))
         .and(query_param("$orderby", "traveltransactionlog.traveltransactionlog_id"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [
-            {"PrimaryKey": "77", "traveltransactionlog.traveltransactionlog_id": 77, "traveltransactionlog.record_id": 12, "traveltransactionlog.ttime": "2026-11-22T09:13:00+00:00"}
+            {"PrimaryKey": "77", "traveltransactionlog.traveltransactionlog_id": 77, "traveltransactionlog.record_id": 12}
         ]})))
         .expect(1)
         .mount(&server)
@@ -438,11 +439,7 @@ async fn the_rank_wide_change_query_and_the_travel_log_query() {
             since: Some(at("2026-11-22T09:12:07Z")),
             seen: vec![],
         },
-        Feed {
-            high: None,
-            since: Some(at("2026-11-22T08:00:00Z")),
-            seen: vec![],
-        },
+        LogFeed::at(Some(70)),
     )
     .encode();
     let window = Window {

@@ -1,5 +1,5 @@
 //! The CRM change cursor: where each of a kind's feeds (items by `updatedDate`, deletions in
-//! the travel transaction log by `ttime`) stands, as compact JSON in an opaque [`Cursor`].
+//! the travel transaction log by row id) stands, as compact JSON in an opaque [`Cursor`].
 //!
 //! A feed keeps `since`, the lower bound of its next query (`afterTime`, strict), `high`, the
 //! newest time it has read, and `seen`, the (id, time) pairs it already reported above
@@ -21,9 +21,9 @@ use crate::connector::model::{Cursor, Kind};
 
 /// Re-read this far below the watermark: rows committed late or stamped by another node's clock.
 pub const ITEM_LAG: SignedDuration = SignedDuration::from_secs(120);
-/// The travel log's `ttime` is a local time of the tenant's zone; in the hour the clocks go
-/// back it is ambiguous, so the log is re-read an hour and a little further back.
-pub const LOG_LAG: SignedDuration = SignedDuration::from_secs(65 * 60);
+/// A travel log row is passed over this long after it was first seen: a transaction that took
+/// an earlier row id commits within that time.
+pub const LOG_LAG: SignedDuration = SignedDuration::from_secs(120);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Feed {
@@ -74,6 +74,71 @@ impl Feed {
     }
 }
 
+/// Where the travel log stands: every row up to `after` has been read (rows of other tables
+/// and types never match), and `pending` holds the rows above it already reported, with the
+/// server's time of the round that first saw each. The log's primary key grows with every
+/// row, so a position by id needs no clock; `ttime` is a local time of the tenant's zone,
+/// ambiguous in the hour the clocks go back, and is not used for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFeed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// (row id, first seen in milliseconds), sorted by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<(u64, i64)>,
+}
+
+impl LogFeed {
+    pub fn at(after: Option<u64>) -> LogFeed {
+        LogFeed {
+            after,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn is_new(&self, row: u64) -> bool {
+        self.after.is_none_or(|a| row > a)
+            && self
+                .pending
+                .binary_search_by(|(id, _)| id.cmp(&row))
+                .is_err()
+    }
+
+    /// The position after a round that read `rows` (every row above `after`) when the server's
+    /// time was `now`: rows seen at least [`LOG_LAG`] ago are passed over, with every id below
+    /// them.
+    pub fn advance(&self, rows: &[u64], now: Option<Timestamp>) -> LogFeed {
+        let now_ms = now.map(|t| t.as_millisecond());
+        let mut pending: Vec<(u64, i64)> = rows
+            .iter()
+            .filter(|r| self.after.is_none_or(|a| **r > a))
+            .map(|r| {
+                let first = self
+                    .pending
+                    .binary_search_by(|(id, _)| id.cmp(r))
+                    .map(|i| self.pending[i].1)
+                    .ok()
+                    .or(now_ms)
+                    .unwrap_or(i64::MAX);
+                (*r, first)
+            })
+            .collect();
+        pending.sort_unstable();
+        pending.dedup_by_key(|(id, _)| *id);
+        let settled_before = now
+            .and_then(|t| t.checked_sub(LOG_LAG).ok())
+            .map(|t| t.as_millisecond());
+        let after = pending
+            .iter()
+            .filter(|(_, first)| settled_before.is_some_and(|s| *first <= s))
+            .map(|(id, _)| *id)
+            .max()
+            .max(self.after);
+        pending.retain(|(id, _)| after.is_none_or(|a| *id > a));
+        LogFeed { after, pending }
+    }
+}
+
 const VERSION: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +146,7 @@ pub struct AppointmentCursor {
     pub v: u8,
     pub kind: Kind,
     pub items: Feed,
-    pub log: Feed,
+    pub log: LogFeed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,11 +155,11 @@ pub struct ContactCursor {
     pub kind: Kind,
     pub persons: Feed,
     pub companies: Feed,
-    pub log: Feed,
+    pub log: LogFeed,
 }
 
 impl AppointmentCursor {
-    pub fn new(kind: Kind, items: Feed, log: Feed) -> Self {
+    pub fn new(kind: Kind, items: Feed, log: LogFeed) -> Self {
         AppointmentCursor {
             v: VERSION,
             kind,
@@ -116,7 +181,7 @@ impl AppointmentCursor {
 }
 
 impl ContactCursor {
-    pub fn new(persons: Feed, companies: Feed, log: Feed) -> Self {
+    pub fn new(persons: Feed, companies: Feed, log: LogFeed) -> Self {
         ContactCursor {
             v: VERSION,
             kind: Kind::Contact,
@@ -186,6 +251,30 @@ mod tests {
     }
 
     #[test]
+    fn the_log_position_passes_a_row_only_after_the_margin() {
+        let start = LogFeed::at(Some(10));
+        assert!(!start.is_new(10) && start.is_new(11));
+        let one = start.advance(&[12, 15], Some(t("09:00:00")));
+        assert_eq!(
+            one.after,
+            Some(10),
+            "just seen: an earlier id may still commit"
+        );
+        assert!(!one.is_new(12) && !one.is_new(15) && one.is_new(13));
+        let two = one.advance(&[12, 13, 15], Some(t("09:01:00")));
+        assert_eq!(two.after, Some(10));
+        assert!(!two.is_new(13));
+        let three = two.advance(&[12, 13, 15], Some(t("09:02:30")));
+        assert_eq!(three.after, Some(15), "seen two minutes ago: passed over");
+        assert_eq!(three.pending, vec![]);
+        let three = two.advance(&[12, 13, 15, 16], Some(t("09:02:30")));
+        assert_eq!(three.after, Some(15));
+        assert_eq!(three.pending, vec![(16, t("09:02:30").as_millisecond())]);
+        // Without the server's time nothing is passed over.
+        assert_eq!(start.advance(&[12], None).after, Some(10));
+    }
+
+    #[test]
     fn cursors_round_trip_and_strangers_are_refused() {
         let c = AppointmentCursor::new(
             Kind::Diary,
@@ -194,7 +283,7 @@ mod tests {
                 since: Some(t("08:58:00")),
                 seen: vec![(5, 1)],
             },
-            Feed::default(),
+            LogFeed::at(Some(3)),
         );
         let encoded = c.encode();
         assert_eq!(AppointmentCursor::decode(&encoded, Kind::Diary), Some(c));

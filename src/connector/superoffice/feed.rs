@@ -3,7 +3,8 @@
 //! the URL would be too long) with `updatedDate afterTime` the cursor's bound, in primary-key
 //! order, paged with `$top`/`$skip`; each changed item is then read in full
 //! (`GET Appointment/{id}`: the list has no `Private`, `IsAlldayEvent` or alarm lead time).
-//! Deletions come from the travel transaction log (table 9, type Delete), unattributed.
+//! Deletions come from the travel transaction log (table 9, type Delete), unattributed, read
+//! by row id.
 //!
 //! Diary items are `rawType` 1 (inDiary) whose task record type is not ToDo; to-dos are
 //! appointments whose task has record type ToDo, whatever their type.
@@ -15,7 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::cursor::{AppointmentCursor, Feed, ITEM_LAG, LOG_LAG, Round};
+use super::cursor::{AppointmentCursor, Feed, ITEM_LAG, LOG_LAG, LogFeed, Round};
 use super::query::{self, ListQuery, Listing};
 use super::{SuperOfficeClient, by_associate, fetch_all, time};
 use crate::connector::model::{CrmId, Cursor, Item, Kind, Observed, Window};
@@ -33,13 +34,17 @@ const LOG_CACHE_TTL: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct CachedLog {
     at: Instant,
-    since: Option<Timestamp>,
-    first_page_max: Option<Timestamp>,
-    /// (log row id, record id, ttime)
-    rows: Vec<(u64, u32, Timestamp)>,
+    /// The rows above this id.
+    after: Option<u64>,
+    /// The server's time when it answered.
+    server_time: Option<Timestamp>,
+    /// (log row id, record id)
+    rows: Vec<(u64, u32)>,
     /// The kinds this answer has served.
     used_by: Vec<Kind>,
 }
+
+const LOG_ID: &str = "traveltransactionlog.traveltransactionlog_id";
 
 #[derive(Default)]
 pub(crate) struct LogCache(Mutex<HashMap<u32, CachedLog>>);
@@ -117,66 +122,43 @@ impl SuperOfficeClient {
         q
     }
 
-    /// The newest value of `at_col` in `query` (ordered by it, descending, one row).
-    pub(crate) async fn probe(
-        &self,
-        mut q: ListQuery,
-        at_col: &str,
-    ) -> Result<Option<Timestamp>, ConnectorError> {
-        q.orderby = format!("{at_col} desc");
-        q.top = Some(1);
-        q.one_page = true;
-        let listings = self.list(&q).await?;
-        Ok(listings
-            .iter()
-            .flat_map(|l| l.rows.iter())
-            .filter_map(|row| query::instant(row, at_col))
-            .max())
-    }
-
-    /// Where the travel log stands now: a feed that starts a margin below the server's time
-    /// (or, if that is unknown, below the log's newest row).
+    /// Where the travel log stands now: after the newest row older than the margin before
+    /// `server_time` (the newest row at all when that is unknown), so that a deletion still
+    /// committing while a listing began is read in the next round.
     pub(crate) async fn log_start(
         &self,
         server_time: Option<Timestamp>,
-    ) -> Result<Feed, ConnectorError> {
-        if let Some(now) = server_time {
-            return Ok(Feed::default().advance(
-                &Round {
-                    probe: Some(now),
-                    ..Round::default()
-                },
-                LOG_LAG,
+    ) -> Result<LogFeed, ConnectorError> {
+        let mut q = ListQuery::new("Archive/dynamic", LOG_ID, &format!("{LOG_ID} desc")).top(1);
+        q.one_page = true;
+        if let Some(before) = server_time.and_then(|t| t.checked_sub(LOG_LAG).ok()) {
+            q = q.filter(format!(
+                "traveltransactionlog.ttime beforeTime '{}'",
+                time::literal(before)
             ));
         }
-        let q = ListQuery::new(
-            "Archive/dynamic",
-            "traveltransactionlog.traveltransactionlog_id,traveltransactionlog.ttime",
-            "traveltransactionlog.traveltransactionlog_id",
-        );
-        let newest = self.probe(q, "traveltransactionlog.ttime").await?;
-        Ok(Feed::default().advance(
-            &Round {
-                probe: newest,
-                ..Round::default()
-            },
-            LOG_LAG,
-        ))
+        let listings = self.list(&q).await?;
+        let newest = listings
+            .iter()
+            .flat_map(|l| l.rows.iter())
+            .filter_map(|row| query::number(row, LOG_ID))
+            .max();
+        Ok(LogFeed::at(newest))
     }
 
-    /// Records of `table` deleted since the feed's position, and the feed after them.
+    /// Records of `table` deleted since the log position, and the position after them.
     pub(crate) async fn deleted_since(
         &self,
         table: u32,
-        log: &Feed,
+        log: &LogFeed,
         kind: Kind,
-    ) -> Result<(Vec<CrmId>, Feed), ConnectorError> {
+    ) -> Result<(Vec<CrmId>, LogFeed), ConnectorError> {
         let cached = {
             let mut cache = self.log_cache.0.lock().await;
             let usable = cache.get_mut(&table).filter(|c| {
                 c.at.elapsed() < LOG_CACHE_TTL
                     && !c.used_by.contains(&kind)
-                    && match (c.since, log.since) {
+                    && match (c.after, log.after) {
                         (None, _) => true,
                         (Some(a), Some(b)) => a <= b,
                         (Some(_), None) => false,
@@ -192,41 +174,31 @@ impl SuperOfficeClient {
             None => {
                 let mut q = ListQuery::new(
                     "Archive/dynamic",
-                    "traveltransactionlog.traveltransactionlog_id,traveltransactionlog.record_id,traveltransactionlog.ttime",
-                    "traveltransactionlog.traveltransactionlog_id",
+                    &format!("{LOG_ID},traveltransactionlog.record_id"),
+                    LOG_ID,
                 )
                 .top(LOG_PAGE);
-                if let Some(since) = log.since {
-                    q = q.filter(format!(
-                        "traveltransactionlog.ttime afterTime '{}'",
-                        time::literal(since)
-                    ));
+                if let Some(after) = log.after {
+                    q = q.filter(format!("{LOG_ID} gt {after}"));
                 }
                 q = q
                     .filter(format!("traveltransactionlog.tablenumber eq {table}"))
                     .filter(format!("traveltransactionlog.type eq {TTL_DELETE}"));
                 let listings = self.list(&q).await?;
-                let round = round_of(
-                    &listings,
-                    "traveltransactionlog.traveltransactionlog_id",
-                    "traveltransactionlog.ttime",
-                    None,
-                );
                 let rows = listings
                     .iter()
                     .flat_map(|l| l.rows.iter())
                     .filter_map(|row| {
                         Some((
-                            query::number(row, "traveltransactionlog.traveltransactionlog_id")?,
+                            query::number(row, LOG_ID)?,
                             query::id(row, "traveltransactionlog.record_id")?,
-                            query::instant(row, "traveltransactionlog.ttime")?,
                         ))
                     })
                     .collect();
                 let fresh = CachedLog {
                     at: Instant::now(),
-                    since: log.since,
-                    first_page_max: round.first_page_max,
+                    after: log.after,
+                    server_time: server_time(&listings),
                     rows,
                     used_by: vec![kind],
                 };
@@ -234,24 +206,23 @@ impl SuperOfficeClient {
                 fresh
             }
         };
-        let rows: Vec<&(u64, u32, Timestamp)> = listing
+        let rows: Vec<(u64, u32)> = listing
             .rows
             .iter()
-            .filter(|(_, _, at)| log.since.is_none_or(|s| *at > s))
+            .filter(|(row, _)| log.after.is_none_or(|a| *row > a))
+            .copied()
             .collect();
         let mut deleted: Vec<CrmId> = rows
             .iter()
-            .filter(|(row, _, at)| log.is_new(*row, *at))
-            .map(|(_, record, _)| CrmId(*record))
+            .filter(|(row, _)| log.is_new(*row))
+            .map(|(_, record)| CrmId(*record))
             .collect();
         deleted.sort_unstable();
         deleted.dedup();
-        let round = Round {
-            probe: None,
-            first_page_max: listing.first_page_max,
-            rows: rows.iter().map(|(row, _, at)| (*row, *at)).collect(),
-        };
-        Ok((deleted, log.advance(&round, LOG_LAG)))
+        let ids: Vec<u64> = rows.iter().map(|(row, _)| *row).collect();
+        // Without the server's time, the client's clock decides when a row is passed over.
+        let now = listing.server_time.or_else(|| Some((self.options.clock)()));
+        Ok((deleted, log.advance(&ids, now)))
     }
 
     /// Reads the listed appointments in full, keeping those of `kind` owned by `associates`.
