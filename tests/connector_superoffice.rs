@@ -480,10 +480,11 @@ async fn a_failed_get_is_retried_and_a_failed_post_is_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_after_pauses_every_caller_and_the_rate_stays_within_the_quota() {
     let sandbox = start().await;
-    // The tenant takes twice the client's quota: a client within its 10 per second never meets it.
+    // The tenant takes four times the client's quota (room for requests that arrive bunched on
+    // a loaded machine): a client within its 10 per second never meets it.
     sandbox.state().limits.set_spec(LimitSpec {
         superoffice: Some(Rate {
-            requests: 25,
+            requests: 40,
             per: Duration::from_secs(1),
         }),
         ..LimitSpec::off()
