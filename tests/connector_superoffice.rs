@@ -540,3 +540,44 @@ async fn retry_after_pauses_every_caller_and_the_rate_stays_within_the_quota() {
     assert_eq!(statuses.len(), 29);
     assert!(client.limiter().stats().pauses >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_parallel_callers_share_the_quota_of_ten_per_second() {
+    let sandbox = start().await;
+    let client = Arc::new(online(&sandbox));
+    client.associates().await.unwrap();
+    // Let the burst refill, then forty requests from ten callers.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sandbox.state().log.clear();
+    let mut calls = Vec::new();
+    for i in 0..10u32 {
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            for _ in 0..4 {
+                client.get(Kind::Contact, CrmId(1001 + i % 5)).await?;
+            }
+            Ok::<_, ConnectorError>(())
+        }));
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let arrivals: Vec<jiff::Timestamp> = sandbox
+        .state()
+        .log
+        .all()
+        .into_iter()
+        .filter(|r| r.emulator == crmsync::sandbox::Emulator::SuperOffice)
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(arrivals.len(), 40);
+    // A burst of 10, then one every 100 ms: the last is sent 3 s after the first. Without the
+    // quota all forty would arrive within milliseconds; the bound leaves a second for a slow
+    // first request on a loaded machine, which otherwise only stretches the span.
+    let span = arrivals
+        .iter()
+        .max()
+        .unwrap()
+        .duration_since(*arrivals.iter().min().unwrap());
+    assert!(span >= jiff::SignedDuration::from_millis(2000), "{span:?}");
+}
