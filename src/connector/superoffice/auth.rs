@@ -163,7 +163,7 @@ pub struct SystemUser {
     generations: AtomicU64,
     issued: AtomicU64,
     /// SuperID's signing keys, read once.
-    jwks: Mutex<Option<Arc<Keys>>>,
+    jwks: Mutex<Option<(tokio::time::Instant, Arc<Keys>)>>,
 }
 
 /// Reads the application's RSA private key: PEM, PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1
@@ -423,7 +423,7 @@ impl SystemUser {
         signature: &str,
     ) -> Result<(), ConnectorError> {
         let kid = header.get("kid").and_then(Value::as_str);
-        let keys = match self.keys().await {
+        let keys = match self.keys(kid).await {
             Some(keys) => keys,
             None => {
                 tracing::warn!(
@@ -456,10 +456,15 @@ impl SystemUser {
             .map_err(|_| service("the system user token's signature does not verify with SuperID's published key"))
     }
 
-    async fn keys(&self) -> Option<Arc<Keys>> {
+    /// The published keys, read again (at most every 10 minutes) when `kid` is not among them:
+    /// SuperID may have rotated its key.
+    async fn keys(&self, kid: Option<&str>) -> Option<Arc<Keys>> {
         let mut cached = self.jwks.lock().await;
-        if let Some(keys) = cached.as_ref() {
-            return Some(keys.clone());
+        if let Some((at, keys)) = cached.as_ref() {
+            let known = kid.is_none_or(|kid| keys.iter().any(|(k, _)| k.as_deref() == Some(kid)));
+            if known || at.elapsed() < std::time::Duration::from_secs(600) {
+                return Some(keys.clone());
+            }
         }
         let response = self
             .client
@@ -491,7 +496,7 @@ impl SystemUser {
             })
             .collect();
         let keys = Arc::new(keys);
-        *cached = Some(keys.clone());
+        *cached = Some((tokio::time::Instant::now(), keys.clone()));
         Some(keys)
     }
 }
