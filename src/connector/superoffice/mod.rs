@@ -453,6 +453,16 @@ impl CrmConnector for SuperOfficeClient {
         self.read_associates().await
     }
 
+    async fn find_created(
+        &self,
+        associate: u32,
+        item: &Item,
+        since: jiff::Timestamp,
+    ) -> Result<Option<Observed<CrmId>>, ConnectorError> {
+        // The inherent method of the same name does the work.
+        SuperOfficeClient::find_created(self, associate, item, since).await
+    }
+
     async fn changes(
         &self,
         associates: &[u32],
