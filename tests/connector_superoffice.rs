@@ -1,13 +1,15 @@
 //! The SuperOffice client against the sandbox: authentication (system user and Basic), ticket
 //! renewal, tenant status, error classes, retries, limits, and secrets kept out of logs.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crmsync::connector::model::{
     CrmId, DiaryItem, Importance, Item, Kind, ShowAs, TaskItem, Version, When,
 };
-use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions, sandbox};
+use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::connector::{ConnectorError, CrmConnector, Deleted};
 use crmsync::limits::Backoff;
 use crmsync::sandbox::{FaultRule, LimitSpec, Rate, Sandbox, SandboxOptions, Scenario};
@@ -21,7 +23,7 @@ async fn start() -> Sandbox {
 }
 
 fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
-    let mut options = sandbox::options(sandbox.state());
+    let mut options = common::superoffice::client_options(sandbox.state());
     options.backoff = Backoff {
         base: Duration::from_millis(10),
         max: Duration::from_millis(50),
@@ -32,7 +34,7 @@ fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
 
 fn online(sandbox: &Sandbox) -> SuperOfficeClient {
     SuperOfficeClient::new(
-        &sandbox::system_user_settings(sandbox.state()),
+        &common::superoffice::system_user_settings(sandbox.state()),
         fast(sandbox),
     )
     .expect("client")
@@ -196,8 +198,11 @@ async fn a_tenant_that_is_not_running_is_a_service_error_naming_its_state() {
 #[tokio::test(flavor = "multi_thread")]
 async fn basic_authentication_reaches_the_api_below_the_web_root() {
     let sandbox = start().await;
-    let client =
-        SuperOfficeClient::new(&sandbox::basic_settings(sandbox.state()), fast(&sandbox)).unwrap();
+    let client = SuperOfficeClient::new(
+        &common::superoffice::basic_settings(sandbox.state()),
+        fast(&sandbox),
+    )
+    .unwrap();
     assert_eq!(client.associates().await.unwrap().len(), 5);
     assert_eq!(client.tickets_issued(), 0);
     assert!(
@@ -206,7 +211,7 @@ async fn basic_authentication_reaches_the_api_below_the_web_root() {
             .all(|(_, p, _)| !p.contains("Authenticate") && !p.starts_with("/api/state"))
     );
 
-    let mut wrong = sandbox::basic_settings(sandbox.state());
+    let mut wrong = common::superoffice::basic_settings(sandbox.state());
     if let crmsync::settings::SuperOfficeAuth::Basic { password, .. } = &mut wrong.auth {
         *password = crmsync::settings::Secret::new("not-the-password");
     }

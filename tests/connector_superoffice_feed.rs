@@ -2,13 +2,15 @@
 //! round across pages while items change under it, deletions from the travel log, contacts,
 //! the id-set safety net, and what an idle tick costs.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crmsync::connector::model::{CrmId, Cursor, Item, Kind, Window};
-use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions, mapping, sandbox};
+use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions, mapping};
 use crmsync::connector::{CrmConnector, RankChanges};
 use crmsync::limits::LimiterSettings;
 use crmsync::sandbox::superoffice::{AppointmentChange, PersonChange, UserPerson};
@@ -31,10 +33,13 @@ fn client(sandbox: &Sandbox, page_size: usize) -> SuperOfficeClient {
             concurrency_per_key: Some(16),
             global: None,
         },
-        ..sandbox::options(sandbox.state())
+        ..common::superoffice::client_options(sandbox.state())
     };
-    SuperOfficeClient::new(&sandbox::system_user_settings(sandbox.state()), options)
-        .expect("client")
+    SuperOfficeClient::new(
+        &common::superoffice::system_user_settings(sandbox.state()),
+        options,
+    )
+    .expect("client")
 }
 
 fn window(sandbox: &Sandbox) -> Window {

@@ -3,9 +3,11 @@
 //! back as it was written (what SuperOffice cannot hold is left out of the generator and
 //! covered in the mapping's unit tests).
 
+mod common;
+
 use crmsync::connector::CrmConnector;
 use crmsync::connector::model::{DiaryItem, Importance, Item, Kind, ShowAs, TaskItem, When};
-use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions, sandbox};
+use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::limits::LimiterSettings;
 use crmsync::sandbox::{Sandbox, SandboxOptions, Scenario};
 use jiff::{SignedDuration, Timestamp};
@@ -85,10 +87,13 @@ async fn generated_items_survive_create_read_update_read() {
             concurrency_per_key: Some(8),
             global: None,
         },
-        ..sandbox::options(sandbox.state())
+        ..common::superoffice::client_options(sandbox.state())
     };
-    let client =
-        SuperOfficeClient::new(&sandbox::system_user_settings(sandbox.state()), options).unwrap();
+    let client = SuperOfficeClient::new(
+        &common::superoffice::system_user_settings(sandbox.state()),
+        options,
+    )
+    .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let now = sandbox.state().clock.now();
     for case in 0..60 {

@@ -1,12 +1,14 @@
 //! No secret, token or ticket in any log line at trace level, in `Debug` output or in errors.
 //! Its own test binary: the log capture is per thread, and no other test may share it.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crmsync::connector::CrmConnector;
 use crmsync::connector::model::{DiaryItem, Item, Kind, ShowAs, When, Window};
-use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions, sandbox};
+use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::limits::Backoff;
 use crmsync::sandbox::{Sandbox, SandboxOptions, Scenario};
 
@@ -19,7 +21,7 @@ async fn start() -> Sandbox {
 }
 
 fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
-    let mut options = sandbox::options(sandbox.state());
+    let mut options = common::superoffice::client_options(sandbox.state());
     options.backoff = Backoff {
         base: Duration::from_millis(10),
         max: Duration::from_millis(50),
@@ -30,7 +32,7 @@ fn fast(sandbox: &Sandbox) -> SuperOfficeOptions {
 
 fn online(sandbox: &Sandbox) -> SuperOfficeClient {
     SuperOfficeClient::new(
-        &sandbox::system_user_settings(sandbox.state()),
+        &common::superoffice::system_user_settings(sandbox.state()),
         fast(sandbox),
     )
     .expect("client")
@@ -109,8 +111,11 @@ async fn no_secret_token_or_ticket_reaches_a_log_line_at_trace_level() {
             &meeting("2026-12-11T09:00:00Z", "2026-12-11T10:00:00Z"),
         )
         .await;
-    let basic =
-        SuperOfficeClient::new(&sandbox::basic_settings(sandbox.state()), fast(&sandbox)).unwrap();
+    let basic = SuperOfficeClient::new(
+        &common::superoffice::basic_settings(sandbox.state()),
+        fast(&sandbox),
+    )
+    .unwrap();
     basic.associates().await.unwrap();
     sandbox
         .state()

@@ -1,6 +1,8 @@
 //! Request shapes against the documented samples (`../shared/reference/superoffice/http/`):
 //! the exact URLs, query strings, headers and bodies, with a mock server in SuperOffice's place.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -569,6 +569,19 @@ async fn emulate(
         }
     };
 
+    // The service's time is the sandbox's (clients read it from `Date`, as they would a real
+    // service's).
+    let mut response = response;
+    let now = state.clock.now();
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(
+        std::time::SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(now.as_second()).unwrap_or(0)),
+    )) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, value);
+    }
+
     state.log.push(LoggedRequest {
         seq,
         at,

@@ -200,3 +200,46 @@ fn signing_produces_three_parts() {
     assert_eq!(parts[1], "197001010000");
     assert_eq!(parts[2], "App-abc.def");
 }
+
+/// Settings for the online system-user flow against the sandbox's environment host.
+pub fn system_user_settings(
+    state: &crmsync::sandbox::SandboxState,
+) -> crmsync::settings::SuperOfficeSettings {
+    use crmsync::settings::{Secret, SuperOfficeAuth, SuperOfficeSettings};
+    let c = state.credentials();
+    SuperOfficeSettings {
+        base_url: state.urls.superoffice.clone(),
+        auth: SuperOfficeAuth::SystemUser {
+            context_identifier: c.superoffice_context_identifier,
+            client_secret: Secret::new(c.superoffice_client_secret),
+            private_key: Secret::new(c.superoffice_private_key_pem),
+            system_user_token: Secret::new(c.superoffice_system_user_token),
+        },
+    }
+}
+
+/// Settings for onsite Basic authentication against the sandbox's tenant host.
+pub fn basic_settings(
+    state: &crmsync::sandbox::SandboxState,
+) -> crmsync::settings::SuperOfficeSettings {
+    use crmsync::settings::{Secret, SuperOfficeAuth, SuperOfficeSettings};
+    let c = state.credentials();
+    SuperOfficeSettings {
+        base_url: state.urls.superoffice_tenant.clone(),
+        auth: SuperOfficeAuth::Basic {
+            username: c.superoffice_username,
+            password: Secret::new(c.superoffice_password),
+        },
+    }
+}
+
+/// Client options whose clock (for a ticket's idle time) is the sandbox's, which tests move.
+pub fn client_options(
+    state: &std::sync::Arc<crmsync::sandbox::SandboxState>,
+) -> crmsync::connector::superoffice::SuperOfficeOptions {
+    let state = state.clone();
+    crmsync::connector::superoffice::SuperOfficeOptions {
+        clock: std::sync::Arc::new(move || state.clock.now()),
+        ..Default::default()
+    }
+}

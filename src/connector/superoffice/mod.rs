@@ -10,7 +10,6 @@ pub mod cursor;
 mod feed;
 pub mod mapping;
 pub mod query;
-pub mod sandbox;
 mod tenant;
 pub mod time;
 mod writes;
