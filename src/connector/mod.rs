@@ -106,6 +106,9 @@ pub struct Written<Id> {
     pub id: Id,
     pub version: Version,
     pub modified: jiff::Timestamp,
+    /// The item as the side now holds it, when its answer shows it: it may differ from what
+    /// was written where the side cannot hold everything, or fills in defaults.
+    pub item: Option<Item>,
 }
 
 /// After a delete.

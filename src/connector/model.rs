@@ -139,6 +139,28 @@ impl Item {
         }
     }
 
+    /// The item reduced to what both sides hold, so that two copies in sync compare equal:
+    /// SuperOffice knows free or busy only, keeps no to-do completion time or importance, and
+    /// whether a meeting was organised by someone else is the mailbox's to know.
+    pub fn shared_form(&self) -> Item {
+        let mut item = self.clone();
+        match &mut item {
+            Item::Diary(d) => {
+                d.show_as = match d.show_as {
+                    ShowAs::Free => ShowAs::Free,
+                    _ => ShowAs::Busy,
+                };
+                d.organized_by_other = false;
+            }
+            Item::Task(t) => {
+                t.completed = t.completed.map(|_| Timestamp::UNIX_EPOCH);
+                t.importance = Importance::Normal;
+            }
+            Item::Contact(_) => {}
+        }
+        item
+    }
+
     /// SHA-256 over the item's canonical JSON, cut to 128 bits.
     pub fn content_hash(&self) -> ContentHash {
         // Serializing plain data with derived impls cannot fail; an empty input would only

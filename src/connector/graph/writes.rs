@@ -74,6 +74,7 @@ pub fn written(value: &Value, kind: Kind) -> Result<Written<MailboxItemId>, Conn
         id: meta.id,
         version: meta.version,
         modified: meta.modified,
+        item: map::observed(kind, value).map(|o| o.item),
     })
 }
 

@@ -69,6 +69,7 @@ fn written(a: &Appointment) -> Written<CrmId> {
         id: CrmId(a.id),
         version: mapping::version(a.updated),
         modified: a.updated,
+        item: Some(a.item.clone()),
     }
 }
 

@@ -54,6 +54,12 @@ fn new_pair(
     }
 }
 
+/// The content hash of what a side holds after a write: its own answer when it showed the
+/// item, else what was written.
+fn held_hash<Id>(written: &Written<Id>, sent: &Item) -> crate::connector::model::ContentHash {
+    written.item.as_ref().unwrap_or(sent).content_hash()
+}
+
 /// Whether an error concerns only the item at hand.
 fn item_error(e: &ConnectorError) -> bool {
     matches!(
@@ -183,7 +189,7 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
             .await?;
         let mref = self.spec.mailbox();
         let written = self.mailbox.create(&mref, &crm.item, stamp).await?;
-        self.put(new_pair(
+        let mut pair = new_pair(
             crm.id,
             crm.version.clone(),
             written.id.clone(),
@@ -191,7 +197,9 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
             &crm.item,
             Side::Crm,
             true,
-        ));
+        );
+        pair.mailbox_hash = held_hash(&written, &crm.item);
+        self.put(pair);
         self.pending.resolved_intents.push(intent.id);
         Ok(written)
     }
@@ -222,6 +230,7 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                     .crm
                     .create(self.spec.user.associate_id, &mailbox.item)
                     .await?;
+                let held = written.item.clone().unwrap_or_else(|| mailbox.item.clone());
                 let mut pair = new_pair(
                     written.id,
                     written.version.clone(),
@@ -231,6 +240,7 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                     Side::Mailbox,
                     false,
                 );
+                pair.crm_hash = held.content_hash();
                 self.put(pair.clone());
                 self.pending.resolved_intents.push(intent.id);
                 report.created_in_crm += 1;
@@ -242,7 +252,16 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                     .await?;
                 pair.mailbox_version = stamped.version;
                 pair.stamped = true;
-                self.put(pair);
+                self.put(pair.clone());
+                // The CRM filled in what the mailbox item lacked (a task type, say): show it
+                // in the mailbox too, so that both sides hold the same.
+                if held.shared_form() != mailbox.item.shared_form() {
+                    let updated = self.mailbox.update(&mref, &mailbox.id, &held).await?;
+                    pair.mailbox_version = updated.version.clone();
+                    pair.mailbox_hash = held_hash(&updated, &held);
+                    self.put(pair);
+                    report.updated_in_mailbox += 1;
+                }
             }
             Action::UpdateMailbox { mut pair, from } => {
                 let written = self
@@ -264,8 +283,8 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                     .await?;
                 pair.mailbox_version = from.version.clone();
                 pair.mailbox_hash = from.item.content_hash();
+                pair.crm_hash = held_hash(&written, &from.item);
                 pair.crm_version = written.version;
-                pair.crm_hash = from.item.content_hash();
                 pair.span = span_of(&from.item);
                 self.put(pair);
                 report.updated_in_crm += 1;
@@ -318,14 +337,14 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                     AfterLink::Nothing => {}
                     AfterLink::UpdateMailbox => {
                         let written = self.mailbox.update(&mref, &mailbox.id, &crm.item).await?;
+                        pair.mailbox_hash = held_hash(&written, &crm.item);
                         pair.mailbox_version = written.version;
-                        pair.mailbox_hash = crm.item.content_hash();
                         report.updated_in_mailbox += 1;
                     }
                     AfterLink::UpdateCrm => {
                         let written = self.crm.update(crm.id, &mailbox.item, &crm.version).await?;
+                        pair.crm_hash = held_hash(&written, &mailbox.item);
                         pair.crm_version = written.version;
-                        pair.crm_hash = mailbox.item.content_hash();
                         pair.span = span_of(&mailbox.item);
                         report.updated_in_crm += 1;
                     }

@@ -30,6 +30,10 @@ pub struct PassSpec<'a> {
     pub policy: Policy,
     /// The time the pass started (for intents): passed in, the engine reads no clock.
     pub now: Timestamp,
+    /// Compare the pairs with the ids the CRM lists for the user now (the safety net for
+    /// deletions and scope changes the change feed does not report). Costs a listing; the
+    /// runtime asks for it now and then, not every pass.
+    pub check_crm_ids: bool,
 }
 
 impl PassSpec<'_> {
@@ -51,6 +55,9 @@ pub struct CrmNews {
     pub out_of_scope: Vec<CrmId>,
     pub cursor: Option<Cursor>,
     pub full: bool,
+    /// The ids the CRM lists for the user now (in the window, in the scope), when the runtime
+    /// read them for the safety net.
+    pub ids_now: Option<Vec<CrmId>>,
 }
 
 /// What a pass did, for status and logs.

@@ -59,12 +59,19 @@ pub(super) async fn observe<M: MailboxConnector, C: CrmConnector>(
             let mut rank = crm
                 .changes(&[associate], kind, cursors.crm.as_ref(), &spec.window)
                 .await?;
+            let ids_now = if spec.check_crm_ids {
+                let mut ids = crm.ids_in_window(&[associate], kind, &spec.window).await?;
+                Some(ids.remove(&associate).unwrap_or_default())
+            } else {
+                None
+            };
             CrmNews {
                 upserts: rank.by_associate.remove(&associate).unwrap_or_default(),
                 deleted: rank.deleted,
                 out_of_scope: Vec::new(),
                 cursor: Some(rank.cursor),
                 full: rank.full,
+                ids_now,
             }
         }
     };
@@ -153,6 +160,31 @@ pub(super) async fn observe<M: MailboxConnector, C: CrmConnector>(
                 crm_seen.insert(pair.crm_id, seen);
                 pairs.insert(pair.crm_id, pair);
             }
+        }
+    }
+
+    // The safety net: a paired CRM item the CRM no longer lists for this user is read. Gone:
+    // deleted. Still there: it belongs to someone else now, or left the contact scope.
+    if let Some(ids_now) = &news.ids_now {
+        let listed: BTreeSet<CrmId> = ids_now.iter().copied().collect();
+        for pair in history.pairs(kind)? {
+            if listed.contains(&pair.crm_id)
+                || crm_seen.contains_key(&pair.crm_id)
+                || !span_in_window(&pair, spec)
+            {
+                continue;
+            }
+            let still = if kind == Kind::Contact {
+                crm.persons(&[pair.crm_id]).await?.pop()
+            } else {
+                crm.get(kind, pair.crm_id).await?
+            };
+            let seen = match still {
+                Some(_) => CrmSeen::OutOfScope(pair.crm_id),
+                None => CrmSeen::Deleted(pair.crm_id),
+            };
+            crm_seen.insert(pair.crm_id, seen);
+            pairs.insert(pair.crm_id, pair);
         }
     }
 

@@ -1,0 +1,3 @@
+//! Per-kind details: all-day items, daylight-saving changes, to-dos without times.
+
+use super::*;
