@@ -233,7 +233,7 @@ impl GraphClient {
                         if matches!(w, Write::Delete { .. }) {
                             Ok(WriteOutcome::Deleted(Deleted::Deleted))
                         } else {
-                            written(&r.body, kind).map(WriteOutcome::Written)
+                            written(&r.body, kind).map(|w| WriteOutcome::Written(Box::new(w)))
                         }
                     }
                     Some(Ok(r))
@@ -357,7 +357,7 @@ impl GraphClient {
                             Some(p) => Some(p),
                             None => {
                                 return Plan::Done(
-                                    written(&r.body, kind).map(WriteOutcome::Written),
+                                    written(&r.body, kind).map(|w| WriteOutcome::Written(Box::new(w))),
                                 );
                             }
                         }
@@ -411,17 +411,17 @@ impl GraphClient {
         match w {
             Write::Create { item, stamp } => writes::create(self, mailbox, item, stamp)
                 .await
-                .map(WriteOutcome::Written),
+                .map(|w| WriteOutcome::Written(Box::new(w))),
             Write::Update { id, item } => writes::update(self, mailbox, id, item)
                 .await
-                .map(WriteOutcome::Written),
+                .map(|w| WriteOutcome::Written(Box::new(w))),
             Write::Delete { kind, id } => writes::delete(self, mailbox, *kind, id)
                 .await
                 .map(WriteOutcome::Deleted),
             Write::SetStamp { kind, id, stamp } => {
                 writes::set_stamp(self, mailbox, *kind, id, stamp)
                     .await
-                    .map(WriteOutcome::Written)
+                    .map(|w| WriteOutcome::Written(Box::new(w)))
             }
         }
     }

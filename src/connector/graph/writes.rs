@@ -40,7 +40,7 @@ pub enum Write {
 /// What one write of a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
-    Written(Written<MailboxItemId>),
+    Written(Box<Written<MailboxItemId>>),
     Deleted(Deleted),
 }
 
