@@ -357,7 +357,8 @@ impl GraphClient {
                             Some(p) => Some(p),
                             None => {
                                 return Plan::Done(
-                                    written(&r.body, kind).map(|w| WriteOutcome::Written(Box::new(w))),
+                                    written(&r.body, kind)
+                                        .map(|w| WriteOutcome::Written(Box::new(w))),
                                 );
                             }
                         }
