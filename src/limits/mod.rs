@@ -74,7 +74,13 @@ pub struct Limiter {
     waiting: AtomicUsize,
     pause_count: AtomicU64,
     paused_micros: AtomicU64,
+    /// When state was last pruned (milliseconds after `born`).
+    born: Instant,
+    pruned_at_ms: AtomicU64,
 }
+
+/// How often idle keys' state is dropped (governor keeps every key it has seen until told).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// A caller's right to send one request for its key; dropping it frees the slot.
 #[derive(Debug)]
@@ -106,6 +112,23 @@ impl Limiter {
             waiting: AtomicUsize::new(0),
             pause_count: AtomicU64::new(0),
             paused_micros: AtomicU64::new(0),
+            born: Instant::now(),
+            pruned_at_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Prunes idle keys once per [`PRUNE_EVERY`], on the way through an acquire: a long-running
+    /// daemon's keyed state stays the size of its active mailboxes without a task of its own.
+    fn prune_now_and_then(&self) {
+        let now_ms = self.born.elapsed().as_millis() as u64;
+        let last = self.pruned_at_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= PRUNE_EVERY.as_millis() as u64
+            && self
+                .pruned_at_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.prune();
         }
     }
 
@@ -131,6 +154,7 @@ impl Limiter {
     /// Waits until a request for `key` may be sent: a free slot (first come, first served),
     /// the key's and the global quota, and no pause from `Retry-After` in force.
     pub async fn acquire(&self, key: &str) -> Permit {
+        self.prune_now_and_then();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiting);
         let slot = match self.slot(key) {
@@ -159,6 +183,7 @@ impl Limiter {
     /// (at most the concurrency limit, taken at once so that two batches never hold part of
     /// each other's slots), `n` of the key's and of the global quota, and no pause in force.
     pub async fn acquire_many(&self, key: &str, n: u32) -> Permit {
+        self.prune_now_and_then();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiting);
         let slot = match (self.slot(key), self.settings.concurrency_per_key) {

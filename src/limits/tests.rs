@@ -158,3 +158,19 @@ async fn batches_take_their_slots_at_once_and_never_wait_on_each_other() {
     let _g = limiter.acquire_global("m3").await;
     assert_eq!(limiter.slot("m3").unwrap().available_permits(), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_keys_are_pruned_by_later_acquires() {
+    let limiter = Limiter::new(LimiterSettings {
+        per_key: None,
+        concurrency_per_key: Some(4),
+        global: None,
+    });
+    for i in 0..100 {
+        drop(limiter.acquire(&format!("m{i}")).await);
+    }
+    assert_eq!(limiter.stats().keys, 100);
+    tokio::time::advance(PRUNE_EVERY).await;
+    drop(limiter.acquire("m0").await);
+    assert!(limiter.stats().keys <= 1, "{:?}", limiter.stats());
+}
