@@ -17,6 +17,20 @@ pub use rank::{Rank, RankError};
 
 use crate::text::line_of;
 
+/// Where a user's history waits between ranks: `STATE_DIR/handoff/{user id}.handoff`.
+pub fn handoff_path(state_dir: &Path, user: &SyncUserId) -> PathBuf {
+    state_dir.join("handoff").join(format!("{user}.handoff"))
+}
+
+/// The note a rank daemon leaves when it has deleted a removed user's history:
+/// `STATE_DIR/rank-N/dropped/{user id}` (the removing command waits for it).
+pub fn dropped_path(state_dir: &Path, rank: Rank, user: &SyncUserId) -> PathBuf {
+    state_dir
+        .join(rank.dir_name())
+        .join("dropped")
+        .join(user.as_str())
+}
+
 /// The registry format this build reads and writes.
 pub const REGISTRY_VERSION: u32 = 1;
 /// The registry's file name inside the state directory.
@@ -113,6 +127,10 @@ pub struct SyncUser {
     pub task: bool,
     pub contact: bool,
     pub created: jiff::Timestamp,
+    /// Set by a rank move: the rank whose history the new rank takes over (through
+    /// `STATE_DIR/handoff/`) before its first pass for the user. Absent for a fresh start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<Rank>,
 }
 
 impl SyncUser {

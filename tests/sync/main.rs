@@ -115,6 +115,7 @@ impl World {
             task: true,
             contact: true,
             created: jiff::Timestamp::now(),
+            moved_from: None,
         };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let history = History::open(dir.path(), &history_options())
