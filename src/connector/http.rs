@@ -132,6 +132,21 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+static AGENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process in the `User-Agent` of every request it sends from now on (a rank
+/// daemon adds its rank, so that a service's logs tell the ranks apart). The first call wins.
+pub fn identify_as(detail: &str) {
+    let _ = AGENT.set(format!("crmsync/{} ({detail})", env!("CARGO_PKG_VERSION")));
+}
+
+fn user_agent() -> String {
+    AGENT
+        .get()
+        .cloned()
+        .unwrap_or_else(|| concat!("crmsync/", env!("CARGO_PKG_VERSION")).to_string())
+}
+
 /// A client for one service.
 pub struct Http {
     client: reqwest::Client,
@@ -155,7 +170,7 @@ impl Http {
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.read)
             .timeout(timeouts.total)
-            .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(user_agent())
             .build()
             .map_err(|e| ConnectorError::Service {
                 service,

@@ -10,6 +10,7 @@ pub mod pass;
 mod registry_watch;
 mod scheduler;
 mod signals;
+mod work;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub enum RunError {
     Signals(std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("cannot set up the connectors: {0}")]
+    Connectors(crate::connector::ConnectorError),
 }
 
 impl RunError {
@@ -132,10 +135,13 @@ pub async fn run_rank(rank: Rank, settings: Settings, reloader: Reloader) -> Res
     let mut watch = RegistryWatch::new(registry_path.clone());
     let registry = Registry::read(&registry_path)?;
 
+    crate::connector::http::identify_as(&format!("rank {rank}"));
+    let connectors = work::Connectors::build(&settings).map_err(RunError::Connectors)?;
     let beat = notify::beat_interval(watchdog);
     let mut scheduler = Scheduler::new(
         rank,
         settings.clone(),
+        Arc::new(connectors),
         &registry,
         history.clone(),
         notifier.clone(),

@@ -2,9 +2,12 @@
 //! changes, ticks, finished work) handled in one place. Each tick every enabled
 //! (user, kind) of the rank gets a pass; passes run as tasks, at most
 //! `[sync] max_parallel_users` at once, never two for the same (user, kind), and stop only
-//! between units of work when the daemon stops.
+//! between units of work when the daemon stops. Removed users' histories are purged; a user
+//! moved to another rank is handed over once its passes have ended, and a user moved here
+//! waits for its history before its first pass, so two daemons never sync one user.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::notify::{Notifier, Progress};
 use super::registry_watch::{Change, RegistryWatch};
 use super::signals::{Request, SignalRequests};
+use super::work::{self, Connectors, Context, Outcome};
+use crate::engine::GuardTripped;
 use crate::history::History;
 use crate::logging::LogHandle;
-use crate::registry::{Kind, Rank, RankView, Registry, SyncUser, SyncUserId};
+use crate::registry::{self, Kind, Rank, RankView, Registry, SyncUser, SyncUserId};
 use crate::settings::{LoadOptions, Settings};
 
 /// A unit of work; at most one of each is in flight.
@@ -27,62 +32,10 @@ enum Work {
     Pass(SyncUserId, Kind),
     /// Drop the history of a removed user (its tombstone is in the registry).
     Purge(SyncUserId),
-}
-
-#[derive(Debug)]
-enum Outcome {
-    Done,
-    Failed(String),
-    Purged { existed: bool },
-    Cancelled,
-}
-
-/// What a pass needs besides the user: read-only, cheap to clone.
-#[derive(Clone)]
-struct PassContext {
-    settings: Arc<Settings>,
-}
-
-impl PassContext {
-    /// Why this user cannot be synced with the current settings, if it cannot.
-    fn configuration_problem(&self, user: &SyncUser) -> Option<String> {
-        if !self.settings.mail_systems.contains_key(&user.mail_system) {
-            return Some(format!(
-                "mail system {:?} is not configured: add [mail_systems.{}] to the configuration",
-                user.mail_system, user.mail_system
-            ));
-        }
-        if self.settings.superoffice.is_none() {
-            return Some("SuperOffice is not configured: add a [superoffice] section".to_string());
-        }
-        None
-    }
-}
-
-/// One pass for (user, kind). It waits for a parallelism permit, gives up if the daemon is
-/// stopping before it starts, and otherwise runs to its next safe point.
-async fn pass(
-    context: PassContext,
-    user: SyncUser,
-    kind: Kind,
-    permits: Arc<Semaphore>,
-    stop: CancellationToken,
-) -> Outcome {
-    let _permit = tokio::select! {
-        biased;
-        _ = stop.cancelled() => return Outcome::Cancelled,
-        permit = permits.acquire_owned() => match permit {
-            Ok(permit) => permit,
-            Err(_) => return Outcome::Cancelled,
-        },
-    };
-    if let Some(problem) = context.configuration_problem(&user) {
-        return Outcome::Failed(problem);
-    }
-    // The connectors and the engine do the work of a pass; until a kind has them there is
-    // nothing to exchange, and the pass ends at once.
-    tracing::debug!(user = %user.id, %kind, "pass: nothing to exchange");
-    Outcome::Done
+    /// Hand a user's history to the rank it moved to.
+    HandOver(SyncUserId),
+    /// Take in the history of a user that moved here.
+    TakeOver(SyncUserId),
 }
 
 /// Re-reads settings on SIGHUP and applies what can change while running.
@@ -94,8 +47,17 @@ pub struct Reloader {
 pub struct Scheduler {
     rank: Rank,
     settings: Arc<Settings>,
+    connectors: Arc<Connectors>,
     view: RankView,
     history: History,
+    /// Users that moved away: their history is handed over once their passes have ended.
+    leaving: BTreeSet<SyncUserId>,
+    /// Users that moved here and wait for their history (from the rank named).
+    arriving: BTreeMap<SyncUserId, Rank>,
+    /// Users the delete guard stopped, until the registry changes.
+    paused: BTreeMap<SyncUserId, GuardTripped>,
+    /// When each (user, kind) last compared its pairs with the CRM's ids.
+    checked: HashMap<(SyncUserId, Kind), tokio::time::Instant>,
     notifier: Notifier,
     progress: Progress,
     beat: Duration,
@@ -128,9 +90,11 @@ fn interval(period: Duration, first_now: bool) -> Interval {
 }
 
 impl Scheduler {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rank: Rank,
         settings: Arc<Settings>,
+        connectors: Arc<Connectors>,
         registry: &Registry,
         history: History,
         notifier: Notifier,
@@ -140,11 +104,16 @@ impl Scheduler {
         let permits = Arc::new(Semaphore::new(
             settings.sync.max_parallel_users.get() as usize
         ));
-        Scheduler {
+        let mut scheduler = Scheduler {
             rank,
-            view: registry.rank_view(rank),
+            view: RankView::default(),
             settings,
+            connectors,
             history,
+            leaving: BTreeSet::new(),
+            arriving: BTreeMap::new(),
+            paused: BTreeMap::new(),
+            checked: HashMap::new(),
             notifier,
             progress,
             beat,
@@ -156,7 +125,51 @@ impl Scheduler {
             failed: BTreeMap::new(),
             ticks: 0,
             last_tick: None,
+        };
+        scheduler.take_view(registry);
+        scheduler
+    }
+
+    fn context(&self) -> Context {
+        Context {
+            settings: self.settings.clone(),
+            connectors: self.connectors.clone(),
+            history: self.history.clone(),
+            state_dir: self.settings.daemon.state_dir.clone(),
+            rank: self.rank,
         }
+    }
+
+    /// Takes the rank's part of `registry`: who arrived by a move (and waits for its history),
+    /// who left by one (and will be handed over).
+    fn take_view(&mut self, registry: &Registry) {
+        let new = registry.rank_view(self.rank);
+        for user in &self.view.users {
+            let moved = registry
+                .users
+                .iter()
+                .any(|u| u.id == user.id && u.rank != self.rank);
+            if moved {
+                self.leaving.insert(user.id.clone());
+            }
+        }
+        // A user that was handed over before this daemon started has its tree here still.
+        for user in &registry.users {
+            if user.rank != self.rank && self.history.has_user(&user.id) {
+                self.leaving.insert(user.id.clone());
+            }
+        }
+        for user in &new.users {
+            if let Some(from) = user.moved_from
+                && from != self.rank
+                && !self.history.has_user(&user.id)
+            {
+                self.arriving.entry(user.id.clone()).or_insert(from);
+            }
+        }
+        self.arriving
+            .retain(|id, _| new.users.iter().any(|u| &u.id == id));
+        self.view = new;
     }
 
     /// How long running work may take to reach a safe point once a stop is requested.
@@ -175,6 +188,12 @@ impl Scheduler {
         );
         if !self.failed.is_empty() {
             line.push_str(&format!(", {} failed", self.failed.len()));
+        }
+        if !self.paused.is_empty() {
+            line.push_str(&format!(", {} paused", self.paused.len()));
+        }
+        if !self.arriving.is_empty() {
+            line.push_str(&format!(", {} arriving", self.arriving.len()));
         }
         line.push(')');
         match self.last_tick {
@@ -291,6 +310,20 @@ impl Scheduler {
                     self.permits =
                         Arc::new(Semaphore::new(new.sync.max_parallel_users.get() as usize));
                 }
+                if new.superoffice.is_some() != self.settings.superoffice.is_some()
+                    || format!("{:?}", new.superoffice)
+                        != format!("{:?}", self.settings.superoffice)
+                    || format!("{:?}", new.mail_systems)
+                        != format!("{:?}", self.settings.mail_systems)
+                    || new.sync != self.settings.sync
+                {
+                    match Connectors::build(&new) {
+                        Ok(c) => self.connectors = Arc::new(c),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the new connector settings cannot be used; the running connectors stay")
+                        }
+                    }
+                }
                 self.settings = Arc::new(new);
                 // A configuration change may mend users that failed on it.
                 self.failed.clear();
@@ -325,7 +358,13 @@ impl Scheduler {
             }
         };
         let new = registry.rank_view(self.rank);
-        if new == self.view {
+        let moves_away = self.view.users.iter().any(|u| {
+            registry
+                .users
+                .iter()
+                .any(|r| r.id == u.id && r.rank != self.rank)
+        });
+        if new == self.view && !moves_away {
             tracing::debug!("registry changed, this rank's users did not");
             return;
         }
@@ -349,10 +388,11 @@ impl Scheduler {
             tombstones = new.tombstones.len(),
             "registry reloaded"
         );
-        // A registry change is a reason to try failed users again.
+        // A registry change is a reason to try failed and paused users again.
         self.failed
             .retain(|id, _| after.contains_key(id) && !added.contains(id));
-        self.view = new;
+        self.paused.clear();
+        self.take_view(&registry);
         self.notifier.status(&self.status_line());
         // New users and removals take effect now, not at the next tick.
         self.schedule(Some(&added));
@@ -361,62 +401,101 @@ impl Scheduler {
     fn tick(&mut self) {
         self.ticks += 1;
         self.last_tick = Some(jiff::Timestamp::now());
+        self.connectors.prune();
         let due = self.schedule(None);
         tracing::debug!(tick = self.ticks, due, "tick");
         self.notifier.status(&self.status_line());
     }
 
-    /// Starts purges for tombstoned users whose history is still here, then a pass for every
-    /// enabled (user, kind) not already in flight (only `only`'s users, when given).
-    /// Returns how many units were started.
+    fn spawn(&mut self, work: Work, unit: impl Future<Output = Outcome> + Send + 'static) {
+        let task = self.work.spawn(unit);
+        self.tasks.insert(task.id(), work.clone());
+        self.in_flight.insert(work);
+    }
+
+    fn passes_running(&self, user: &SyncUserId) -> bool {
+        self.in_flight
+            .iter()
+            .any(|w| matches!(w, Work::Pass(id, _) if id == user))
+    }
+
+    /// Starts what is due: purges for tombstoned users whose history is still here,
+    /// hand-overs of users that left (once their passes have ended), take-overs of users whose
+    /// history has arrived, then a pass for every enabled (user, kind) not already in flight
+    /// (only `only`'s users, when given). Returns how many units were started.
     fn schedule(&mut self, only: Option<&BTreeSet<SyncUserId>>) -> usize {
         let mut started = 0;
+        let context = self.context();
         let tombstoned: Vec<SyncUserId> = self
             .view
             .tombstones
             .iter()
-            .filter(|t| self.history.has_user(&t.id))
+            .filter(|t| {
+                self.history.has_user(&t.id)
+                    || !registry::dropped_path(&context.state_dir, self.rank, &t.id).exists()
+            })
             .map(|t| t.id.clone())
             .collect();
         for id in tombstoned {
             let work = Work::Purge(id.clone());
-            if self.in_flight.insert(work.clone()) {
-                let history = self.history.clone();
-                let task = self.work.spawn(async move {
-                    match tokio::task::spawn_blocking(move || history.drop_user(&id)).await {
-                        Ok(Ok(existed)) => Outcome::Purged { existed },
-                        Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                        Err(e) => Outcome::Failed(format!("history purge task failed: {e}")),
-                    }
-                });
-                self.tasks.insert(task.id(), work);
+            if !self.in_flight.contains(&work) && !self.passes_running(&id) {
+                self.spawn(work, work::purge(context.clone(), id));
                 started += 1;
             }
         }
-        let context = PassContext {
-            settings: self.settings.clone(),
-        };
+        let leaving: Vec<SyncUserId> = self.leaving.iter().cloned().collect();
+        for id in leaving {
+            let work = Work::HandOver(id.clone());
+            if !self.in_flight.contains(&work) && !self.passes_running(&id) {
+                self.spawn(work, work::hand_over(context.clone(), id));
+                started += 1;
+            }
+        }
+        let arrived: Vec<SyncUserId> = self
+            .arriving
+            .keys()
+            .filter(|id| registry::handoff_path(&context.state_dir, id).exists())
+            .cloned()
+            .collect();
+        for id in arrived {
+            let work = Work::TakeOver(id.clone());
+            if !self.in_flight.contains(&work) {
+                self.spawn(work, work::take_over(context.clone(), id));
+                started += 1;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        let check_every = self.settings.sync.crm_check_interval;
         let due: Vec<(SyncUser, Kind)> = self
             .view
             .active_users()
             .filter(|u| only.is_none_or(|set| set.contains(&u.id)))
-            .filter(|u| !self.failed.contains_key(&u.id))
+            .filter(|u| {
+                !self.failed.contains_key(&u.id)
+                    && !self.paused.contains_key(&u.id)
+                    && !self.arriving.contains_key(&u.id)
+                    && !self.leaving.contains(&u.id)
+            })
             .flat_map(|u| u.enabled_kinds().map(move |k| (u.clone(), k)))
             .collect();
         for (user, kind) in due {
             let work = Work::Pass(user.id.clone(), kind);
-            if !self.in_flight.insert(work.clone()) {
+            if self.in_flight.contains(&work) {
                 continue;
             }
-            let (context, permits, stop) = (
-                context.clone(),
-                self.permits.clone(),
-                self.stop.child_token(),
+            let key = (user.id.clone(), kind);
+            let check = self
+                .checked
+                .get(&key)
+                .is_none_or(|at| now.duration_since(*at) >= check_every);
+            if check {
+                self.checked.insert(key, now);
+            }
+            let (permits, stop) = (self.permits.clone(), self.stop.child_token());
+            self.spawn(
+                work,
+                work::pass(context.clone(), user, kind, check, permits, stop),
             );
-            let task = self
-                .work
-                .spawn(async move { pass(context, user, kind, permits, stop).await });
-            self.tasks.insert(task.id(), work);
             started += 1;
         }
         started
@@ -441,7 +520,42 @@ impl Scheduler {
             }
         };
         match (&work, outcome) {
-            (Work::Pass(..), Outcome::Done | Outcome::Cancelled) => {}
+            (_, Outcome::Cancelled) => {}
+            (Work::Pass(user, kind), Outcome::Synced(report)) => {
+                let writes = report.writes();
+                if writes > 0 || !report.conflicts.is_empty() || report.linked > 0 {
+                    tracing::info!(
+                        user = %user, %kind,
+                        created_in_mailbox = report.created_in_mailbox,
+                        created_in_crm = report.created_in_crm,
+                        updated_in_mailbox = report.updated_in_mailbox,
+                        updated_in_crm = report.updated_in_crm,
+                        deleted_in_mailbox = report.deleted_in_mailbox,
+                        deleted_in_crm = report.deleted_in_crm,
+                        linked = report.linked,
+                        conflicts = report.conflicts.len(),
+                        "pass"
+                    );
+                }
+                for conflict in &report.conflicts {
+                    tracing::info!(user = %user, %kind, "conflict: {conflict}");
+                }
+                for q in &report.quarantined {
+                    tracing::warn!(user = %user, %kind, item = %q.item, "item set aside: {}", q.error);
+                }
+            }
+            (Work::Pass(user, kind), Outcome::Paused(guard)) => {
+                tracing::warn!(
+                    user = %user, %kind,
+                    deletes = guard.deletes, pairs = guard.pairs,
+                    "the pass would delete too much and was stopped; nothing was written (resume with `crmsync users resume USER --allow-deletes`)"
+                );
+                self.paused.insert(user.clone(), guard);
+                self.notifier.status(&self.status_line());
+            }
+            (Work::Pass(user, kind), Outcome::Retry(reason)) => {
+                tracing::warn!(user = %user, %kind, "pass failed, retried at the next tick: {reason}");
+            }
             (Work::Pass(user, kind), Outcome::Failed(reason)) => {
                 if self.failed.insert(user.clone(), reason.clone()).is_none() {
                     tracing::error!(user = %user, %kind, "user failed and is skipped until the configuration or registry changes: {reason}");
@@ -451,8 +565,19 @@ impl Scheduler {
             (Work::Purge(user), Outcome::Purged { existed }) => {
                 tracing::info!(user = %user, existed, "removed user's history deleted");
             }
-            (Work::Purge(user), Outcome::Failed(reason)) => {
-                tracing::error!(user = %user, "cannot delete the removed user's history; retrying at the next tick: {reason}");
+            (Work::HandOver(user), Outcome::HandedOver) => {
+                self.leaving.remove(user);
+                tracing::info!(user = %user, "history handed over to the user's new rank");
+            }
+            (Work::TakeOver(user), Outcome::TakenOver) => {
+                self.arriving.remove(user);
+                tracing::info!(user = %user, "history taken over from the user's old rank");
+                self.notifier.status(&self.status_line());
+                let only = BTreeSet::from([user.clone()]);
+                self.schedule(Some(&only));
+            }
+            (work, Outcome::Retry(reason) | Outcome::Failed(reason)) => {
+                tracing::error!(?work, "retried at the next tick: {reason}");
             }
             (work, outcome) => {
                 tracing::warn!(?work, ?outcome, "unexpected outcome");

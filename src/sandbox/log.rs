@@ -26,6 +26,9 @@ pub struct LoggedRequest {
     pub fault: Option<String>,
     /// The `$batch` request this one was part of.
     pub batch: Option<u64>,
+    /// The client's `User-Agent` (a rank daemon names its rank there).
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Default)]

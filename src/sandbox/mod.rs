@@ -495,6 +495,11 @@ async fn emulate(
         .map(|p| p.to_string())
         .unwrap_or_default();
     let batch = request.extensions().get::<BatchParent>().map(|b| b.0);
+    let client = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let target = match emulator {
         Emulator::Graph => graph::target_of(&state, request.uri().path()),
         Emulator::SuperOffice => Target::SuperOffice,
@@ -593,6 +598,7 @@ async fn emulate(
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         fault: fault_name,
         batch,
+        client,
     });
     response
 }

@@ -58,11 +58,28 @@ pub struct LogSettings {
     pub level: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SyncSettings {
     pub interval: Duration,
     pub max_parallel_users: NonZeroU32,
     pub default_rank: Rank,
+    /// The options `crmsync users save` gives new sync users.
+    pub default_diary: bool,
+    pub default_task: bool,
+    pub default_contact: bool,
+    /// Diary items from this many days before today...
+    pub window_past_days: u32,
+    /// ...to this many days after.
+    pub window_future_days: u32,
+    pub conflict_policy: crate::engine::ConflictPolicy,
+    pub delete_wins: bool,
+    pub delete_guard_share: f64,
+    pub delete_guard_min: u64,
+    /// How often each (user, kind) compares its pairs with the CRM's current ids.
+    pub crm_check_interval: Duration,
+    /// The To Do list tasks go to, and the contact folder contacts go to.
+    pub task_list: String,
+    pub contact_folder: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

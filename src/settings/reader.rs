@@ -230,6 +230,66 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `true` or `false` (also as text, from the environment).
+    pub fn boolean(&mut self, key: &str, value: Option<Value>, default: bool) -> bool {
+        self.known.push(key.to_string());
+        let Some(v) = value else {
+            self.record(key, default.to_string(), Origin::Default.to_string());
+            return default;
+        };
+        let parsed = match &v.kind {
+            ValueKind::Boolean(b) => Some(*b),
+            ValueKind::String(s) => match s.trim() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        match parsed {
+            Some(b) => {
+                self.record_configured(key, b.to_string());
+                b
+            }
+            None => {
+                self.problem(
+                    key,
+                    format!("expected true or false, found {}", describe(&v.kind)),
+                );
+                default
+            }
+        }
+    }
+
+    /// A number from 0 to 1.
+    pub fn fraction(&mut self, key: &str, value: Option<Value>, default: f64) -> f64 {
+        self.known.push(key.to_string());
+        let Some(v) = value else {
+            self.record(key, default.to_string(), Origin::Default.to_string());
+            return default;
+        };
+        let parsed = match &v.kind {
+            ValueKind::Float(x) => Some(*x),
+            ValueKind::I64(i) => Some(*i as f64),
+            ValueKind::U64(i) => Some(*i as f64),
+            ValueKind::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(x) if (0.0..=1.0).contains(&x) => {
+                self.record_configured(key, x.to_string());
+                x
+            }
+            _ => {
+                self.problem(
+                    key,
+                    format!("expected a number from 0 to 1, found {}", describe(&v.kind)),
+                );
+                default
+            }
+        }
+    }
+
     /// An unsigned integer within `range`.
     pub fn uint(
         &mut self,

@@ -13,6 +13,7 @@ use super::{
     DaemonSettings, HistorySettings, LogFormat, LogSettings, MailSystemKind, MailSystemSettings,
     Settings, SuperOfficeAuth, SuperOfficeSettings, SyncSettings,
 };
+use crate::engine::ConflictPolicy;
 use crate::registry::Rank;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/crmsync";
@@ -51,6 +52,18 @@ struct RawSync {
     interval: Option<Value>,
     max_parallel_users: Option<Value>,
     default_rank: Option<Value>,
+    default_diary: Option<Value>,
+    default_task: Option<Value>,
+    default_contact: Option<Value>,
+    window_past_days: Option<Value>,
+    window_future_days: Option<Value>,
+    conflict_policy: Option<Value>,
+    delete_wins: Option<Value>,
+    delete_guard_share: Option<Value>,
+    delete_guard_min: Option<Value>,
+    crm_check_interval: Option<Value>,
+    task_list: Option<Value>,
+    contact_folder: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -225,6 +238,51 @@ pub(super) fn read(layered: config::Config, r: &mut Reader<'_>) -> Option<Settin
             u64::from(Rank::MIN.get())..=u64::from(Rank::MAX.get()),
         ) as u16)
         .unwrap_or(Rank::MIN),
+        default_diary: r.boolean("sync.default_diary", raw.sync.default_diary, true),
+        default_task: r.boolean("sync.default_task", raw.sync.default_task, true),
+        default_contact: r.boolean("sync.default_contact", raw.sync.default_contact, false),
+        window_past_days: r.uint(
+            "sync.window_past_days",
+            raw.sync.window_past_days,
+            30,
+            0..=3650,
+        ) as u32,
+        window_future_days: r.uint(
+            "sync.window_future_days",
+            raw.sync.window_future_days,
+            120,
+            1..=3650,
+        ) as u32,
+        conflict_policy: match r.choice(
+            "sync.conflict_policy",
+            raw.sync.conflict_policy,
+            "newest",
+            &["newest", "crm", "exchange"],
+        ) {
+            "crm" => ConflictPolicy::Crm,
+            "exchange" => ConflictPolicy::Exchange,
+            _ => ConflictPolicy::Newest,
+        },
+        delete_wins: r.boolean("sync.delete_wins", raw.sync.delete_wins, false),
+        delete_guard_share: r.fraction("sync.delete_guard_share", raw.sync.delete_guard_share, 0.5),
+        delete_guard_min: r.uint(
+            "sync.delete_guard_min",
+            raw.sync.delete_guard_min,
+            10,
+            0..=1_000_000,
+        ),
+        crm_check_interval: r.duration(
+            "sync.crm_check_interval",
+            raw.sync.crm_check_interval,
+            "1h",
+            Duration::from_secs(60),
+        ),
+        task_list: r.string("sync.task_list", raw.sync.task_list, "SuperOffice"),
+        contact_folder: r.string(
+            "sync.contact_folder",
+            raw.sync.contact_folder,
+            "SuperOffice",
+        ),
     };
 
     let history = HistorySettings {

@@ -58,15 +58,17 @@ impl Sandbox {
     }
 
     /// A configuration with SuperOffice (basic) and the mail system `contoso`, secrets in
-    /// files holding `secret`.
+    /// files holding `secret`. The services' URLs point at a closed local port: passes fail
+    /// fast and stay on this machine.
     pub fn write_config_with_connections(&self, secret: &str, extra: &str) {
         let graph = self.write("secrets/graph", &format!("{secret}\n"));
         let password = self.write("secrets/so", &format!("{secret}-so\n"));
         self.write_config(&format!(
-            "[superoffice]\nbase_url = \"https://crm.example.com/superoffice\"\nauth = \"basic\"\n\
+            "[superoffice]\nbase_url = \"http://127.0.0.1:9/superoffice\"\nauth = \"basic\"\n\
              username = \"crmsync\"\npassword_file = \"{}\"\n\n\
              [mail_systems.contoso]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
-             client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_file = \"{}\"\n\n{extra}",
+             client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_file = \"{}\"\n\
+             base_url = \"http://127.0.0.1:9/v1.0\"\nauthority_url = \"http://127.0.0.1:9/login\"\n\n{extra}",
             password.display(),
             graph.display()
         ));
@@ -120,6 +122,75 @@ impl Sandbox {
         let mut cmd = self.command(&["run", "--rank", &rank.to_string()]);
         configure(&mut cmd);
         Daemon::spawn(cmd)
+    }
+}
+
+/// `crmsync sandbox` as a process of its own, with a crmsync configuration written for it.
+pub struct SandboxProcess {
+    pub child: Child,
+    pub info: serde_json::Value,
+    pub config: PathBuf,
+}
+
+impl SandboxProcess {
+    /// Starts the sandbox with `scenario`, writing its configuration into `dir` and naming
+    /// `state_dir` as crmsync's state directory.
+    pub fn start(dir: &Path, state_dir: &Path, scenario: &str) -> SandboxProcess {
+        let mut child = Command::new(BIN)
+            .args([
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--json",
+                "--scenario",
+                scenario,
+            ])
+            .arg("--write-config")
+            .arg(dir)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the sandbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(PATIENCE)
+            .expect("the sandbox prints a line");
+        let info: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+        let config = PathBuf::from(info["config"].as_str().expect("config path"));
+        SandboxProcess {
+            child,
+            info,
+            config,
+        }
+    }
+
+    pub fn control(&self) -> String {
+        self.info["urls"]["control"]
+            .as_str()
+            .expect("control URL")
+            .to_string()
+    }
+
+    /// A GET of the control API.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        reqwest::blocking::get(format!("{}{path}", self.control()))
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("control API {path}: {e}"))
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -316,4 +387,12 @@ pub fn stderr(output: &Output) -> String {
 
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Where a user's history waits between ranks (as `registry::handoff_path` names it).
+pub fn registry_handoff(state_dir: &Path, user: &str) -> PathBuf {
+    crmsync::registry::handoff_path(
+        state_dir,
+        &crmsync::registry::SyncUserId::parse(user).expect("a user id"),
+    )
 }

@@ -220,9 +220,10 @@ fn escape_url(url: &str) -> String {
 async fn run_item(
     state: &Arc<SandboxState>,
     item: &Item,
-    auth: Option<&HeaderValue>,
+    outer: (Option<&HeaderValue>, Option<&HeaderValue>),
     parent: u64,
 ) -> Value {
+    let (auth, agent) = outer;
     let path = format!("/{}", escape_url(item.url.trim_start_matches('/')));
     let now = state.clock.now();
     let ids = RequestIds::of(&Default::default());
@@ -259,6 +260,15 @@ async fn run_item(
     }
     if let Some(auth) = auth {
         builder = builder.header("Authorization", auth.clone());
+    }
+    // And its client is every item's client (the request log names it).
+    if let Some(agent) = agent
+        && !item
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("User-Agent"))
+    {
+        builder = builder.header("User-Agent", agent.clone());
     }
     let body = item
         .body
@@ -328,6 +338,7 @@ pub async fn run(
     };
     let parent = parts.extensions.get::<LogSeq>().map(|s| s.0).unwrap_or(0);
     let auth = parts.headers.get("Authorization");
+    let agent = parts.headers.get("User-Agent");
     let mut results: Vec<Option<Value>> = vec![None; items.len()];
     let mut failed: HashSet<usize> = HashSet::new();
     let levels = items.iter().map(|i| i.level).max().unwrap_or(0);
@@ -351,7 +362,7 @@ pub async fn run(
             }
         }
         let done: Vec<(usize, Value)> = futures::stream::iter(runnable)
-            .map(|i| async move { (i, run_item(state, &items[i], auth, parent).await) })
+            .map(|i| async move { (i, run_item(state, &items[i], (auth, agent), parent).await) })
             .buffer_unordered(PARALLEL)
             .collect()
             .await;
