@@ -4,58 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crmsync::connector::model::{
-    ContactItem, DiaryItem, Importance, Item, Kind, ShowAs, TaskItem, When,
-};
+use crmsync::connector::model::Kind;
 use crmsync::connector::{ConnectorError, MailboxConnector};
 use crmsync::sandbox::{FaultKind, LimitSpec, Scenario};
 
-use super::{T, stamp};
-
-pub fn diary(subject: &str, t: &T) -> Item {
-    // Whole seconds: Graph keeps times to 100 ns, the CRM to the second.
-    let now = jiff::Timestamp::from_second(t.now().as_second()).unwrap();
-    diary_at(now + jiff::SignedDuration::from_hours(48), subject)
-}
-
-pub fn diary_at(start: jiff::Timestamp, subject: &str) -> Item {
-    Item::Diary(DiaryItem {
-        subject: subject.into(),
-        body: "Agenda:\n1. offer".into(),
-        when: When::Timed {
-            start,
-            end: start + jiff::SignedDuration::from_mins(90),
-        },
-        location: "Oslo".into(),
-        private: false,
-        show_as: ShowAs::Busy,
-        reminder_minutes: Some(10),
-        task_type: Some("Meeting".into()),
-        organized_by_other: false,
-    })
-}
-
-pub fn task(title: &str) -> Item {
-    Item::Task(TaskItem {
-        title: title.into(),
-        body: "Call back".into(),
-        due: Some("2026-12-01".parse().unwrap()),
-        completed: None,
-        importance: Importance::High,
-    })
-}
-
-pub fn contact(name: &str) -> Item {
-    Item::Contact(ContactItem {
-        given_name: name.into(),
-        surname: "Nordmann".into(),
-        emails: vec![format!("{}@example.no", name.to_lowercase())],
-        business_phones: vec!["+47 22 00 00 00".into()],
-        mobile_phone: None,
-        company: Some("Nordmann AS".into()),
-        job_title: Some("CEO".into()),
-    })
-}
+use super::{T, contact, diary, stamp, task};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_renewed_before_it_expires_and_after_a_401() {

@@ -10,8 +10,8 @@ use crmsync::connector::{ConnectorError, Deleted, MailboxConnector};
 use crmsync::sandbox::FaultKind;
 use reqwest::Method;
 
-use super::behaviour::{diary, task};
 use super::{T, stamp};
+use super::{diary, task};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_idle_pairs_cost_two_round_trips() {

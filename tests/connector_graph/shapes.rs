@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use super::behaviour::{diary_at, task};
 use super::common::shape::{assert_same_shape, reference};
+use super::{diary_at, task};
 use super::{options, stamp};
 
 const USER: &str = "48d31887-5fad-4d73-a9f5-3c356e68a038";

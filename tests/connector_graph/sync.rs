@@ -5,8 +5,8 @@ use crmsync::connector::MailboxConnector;
 use crmsync::connector::model::{Change, Changes, Item, Kind, MailboxItemId, Observed};
 use serde_json::json;
 
-use super::behaviour::{contact, diary, task};
 use super::{T, stamp};
+use super::{contact, diary, task};
 
 fn upserts(c: &Changes<MailboxItemId>) -> Vec<&Observed<MailboxItemId>> {
     c.changes
