@@ -214,6 +214,11 @@ pub trait CrmConnector: Send + Sync {
         window: &Window,
     ) -> impl Future<Output = Result<RankChanges, ConnectorError>> + Send;
 
+    /// One cursor from which a single rank-wide [`CrmConnector::changes`] covers what each of
+    /// `cursors` still has to read; `None` if one of them cannot be merged (its user reads on
+    /// its own).
+    fn earliest_cursor(&self, kind: Kind, cursors: &[&Cursor]) -> Option<Cursor>;
+
     /// The ids of every item of `kind` of each associate inside `window` now: the safety net
     /// that finds deletions the change feed missed.
     fn ids_in_window(

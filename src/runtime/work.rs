@@ -186,7 +186,7 @@ pub async fn pass(
         now,
         check_crm_ids,
     };
-    match pass::run(mailbox, crm, &history, &spec, None).await {
+    match pass::run(mailbox, crm, &history, &spec, pass::Prefetched::default()).await {
         Ok(report) => match report.guard {
             Some(guard) => Outcome::Paused(guard),
             None => Outcome::Synced(Box::new(report)),

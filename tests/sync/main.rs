@@ -168,7 +168,7 @@ impl World {
             .history
             .user(&self.user.id)
             .expect("the user's history");
-        pass::run(&self.graph, &self.crm, &history, &spec, None)
+        pass::run(&self.graph, &self.crm, &history, &spec, pass::Prefetched::default())
             .await
             .unwrap_or_else(|e| panic!("{kind} pass failed: {e}"))
     }

@@ -202,6 +202,99 @@ impl ContactCursor {
     }
 }
 
+/// The earlier of two optional positions; no position at all (read from the start) is the
+/// earliest.
+fn earlier<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        _ => None,
+    }
+}
+
+impl Feed {
+    /// A position from which a round reports everything that a round from either position
+    /// would: the one further back, or, at the same bound, only what both have seen.
+    pub fn earliest(&self, other: &Feed) -> Feed {
+        if self.since != other.since {
+            return if earlier(self.since, other.since) == self.since {
+                self.clone()
+            } else {
+                other.clone()
+            };
+        }
+        Feed {
+            high: earlier(self.high, other.high),
+            since: self.since,
+            seen: self
+                .seen
+                .iter()
+                .filter(|row| other.seen.binary_search(row).is_ok())
+                .copied()
+                .collect(),
+        }
+    }
+}
+
+impl LogFeed {
+    /// Like [`Feed::earliest`]: the lower position, or at the same one only the rows both
+    /// have reported.
+    pub fn earliest(&self, other: &LogFeed) -> LogFeed {
+        if self.after != other.after {
+            return if earlier(self.after, other.after) == self.after {
+                self.clone()
+            } else {
+                other.clone()
+            };
+        }
+        let pending = self
+            .pending
+            .iter()
+            .filter_map(|(id, first)| {
+                other
+                    .pending
+                    .binary_search_by(|(o, _)| o.cmp(id))
+                    .ok()
+                    .map(|i| (*id, (*first).min(other.pending[i].1)))
+            })
+            .collect();
+        LogFeed {
+            after: self.after,
+            pending,
+        }
+    }
+}
+
+/// A cursor from which one rank-wide read covers what every one of `cursors` still has to
+/// read (users whose cursors drifted apart share one query; what some of them already had
+/// comes again and is recognised by its version). `None` when one of them is not a cursor of
+/// this kind: that user reads on its own.
+pub fn earliest(kind: Kind, cursors: &[&Cursor]) -> Option<Cursor> {
+    let (first, rest) = cursors.split_first()?;
+    if kind == Kind::Contact {
+        let mut merged = ContactCursor::decode(first)?;
+        for c in rest {
+            let c = ContactCursor::decode(c)?;
+            merged = ContactCursor::new(
+                merged.persons.earliest(&c.persons),
+                merged.companies.earliest(&c.companies),
+                merged.log.earliest(&c.log),
+            );
+        }
+        Some(merged.encode())
+    } else {
+        let mut merged = AppointmentCursor::decode(first, kind)?;
+        for c in rest {
+            let c = AppointmentCursor::decode(c, kind)?;
+            merged = AppointmentCursor::new(
+                kind,
+                merged.items.earliest(&c.items),
+                merged.log.earliest(&c.log),
+            );
+        }
+        Some(merged.encode())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +386,56 @@ mod tests {
             None
         );
         assert_eq!(ContactCursor::decode(&encoded), None);
+    }
+
+    #[test]
+    fn the_earliest_of_two_positions_reads_what_either_still_has_to() {
+        let a = Feed {
+            high: Some(t("09:10:00")),
+            since: Some(t("09:00:00")),
+            seen: vec![(1, 100), (2, 200)],
+        };
+        let b = Feed {
+            high: Some(t("09:20:00")),
+            since: Some(t("09:05:00")),
+            seen: vec![(3, 300)],
+        };
+        assert_eq!(a.earliest(&b), a, "the one further back, whole");
+        assert_eq!(b.earliest(&a), a);
+        let same_bound = Feed {
+            seen: vec![(2, 200), (4, 400)],
+            high: Some(t("09:05:00")),
+            ..a.clone()
+        };
+        let merged = a.earliest(&same_bound);
+        assert_eq!(merged.seen, vec![(2, 200)], "only what both have seen");
+        assert_eq!(merged.high, Some(t("09:05:00")));
+        assert_eq!(a.earliest(&Feed::default()), Feed::default(), "from the start");
+
+        let one = LogFeed {
+            after: Some(10),
+            pending: vec![(12, 5), (15, 9)],
+        };
+        let two = LogFeed {
+            after: Some(10),
+            pending: vec![(12, 3)],
+        };
+        assert_eq!(
+            one.earliest(&two),
+            LogFeed {
+                after: Some(10),
+                pending: vec![(12, 3)]
+            }
+        );
+        assert_eq!(one.earliest(&LogFeed::at(Some(9))), LogFeed::at(Some(9)));
+
+        let c1 = AppointmentCursor::new(Kind::Diary, a.clone(), one.clone()).encode();
+        let c2 = AppointmentCursor::new(Kind::Diary, b, two).encode();
+        let merged = earliest(Kind::Diary, &[&c1, &c2]).expect("two diary cursors");
+        let merged = AppointmentCursor::decode(&merged, Kind::Diary).expect("a diary cursor");
+        assert_eq!(merged.items, a);
+        assert_eq!(merged.log.pending, vec![(12, 3)]);
+        assert_eq!(earliest(Kind::Task, &[&c1]), None, "another kind's cursor");
+        assert_eq!(earliest(Kind::Diary, &[&c1, &Cursor("junk".into())]), None);
     }
 }

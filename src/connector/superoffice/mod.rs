@@ -462,6 +462,10 @@ impl CrmConnector for SuperOfficeClient {
         SuperOfficeClient::find_created(self, associate, item, since).await
     }
 
+    fn earliest_cursor(&self, kind: Kind, cursors: &[&Cursor]) -> Option<Cursor> {
+        cursor::earliest(kind, cursors)
+    }
+
     async fn changes(
         &self,
         associates: &[u32],

@@ -11,7 +11,7 @@ mod observe;
 
 use jiff::Timestamp;
 
-use crate::connector::model::{CrmId, Cursor, Kind, Observed, Window};
+use crate::connector::model::{Changes, CrmId, Cursor, Kind, MailboxItemId, Observed, Window};
 use crate::connector::{ConnectorError, CrmConnector, MailboxConnector, MailboxRef};
 use crate::engine::{self, GuardTripped, Policy};
 use crate::history::{Commit, HistoryError, UserHistory};
@@ -60,6 +60,15 @@ pub struct CrmNews {
     pub ids_now: Option<Vec<CrmId>>,
 }
 
+/// What the runtime already read for a pass in its rank-wide round; what is missing the pass
+/// reads itself.
+#[derive(Debug, Clone, Default)]
+pub struct Prefetched {
+    pub crm: Option<CrmNews>,
+    /// The mailbox's changes since the stored cursor (from the batched idle poll).
+    pub mailbox: Option<Changes<MailboxItemId>>,
+}
+
 /// What a pass did, for status and logs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PassReport {
@@ -101,19 +110,19 @@ pub enum PassError {
     History(#[from] HistoryError),
 }
 
-/// Runs one pass. `news`: the CRM side's changes when the runtime read them for the whole
-/// rank; without it the pass reads them for this user alone.
+/// Runs one pass. `prefetched`: what the runtime's rank-wide round already read (the CRM's
+/// changes for this user, the mailbox's); the pass reads what is missing for this user alone.
 pub async fn run<M: MailboxConnector, C: CrmConnector>(
     mailbox: &M,
     crm: &C,
     history: &UserHistory,
     spec: &PassSpec<'_>,
-    news: Option<CrmNews>,
+    prefetched: Prefetched,
 ) -> Result<PassReport, PassError> {
     let mut report = PassReport::default();
     apply::settle_intents(mailbox, crm, history, spec, &mut report).await?;
 
-    let observed = observe::observe(mailbox, crm, history, spec, news, &mut report).await?;
+    let observed = observe::observe(mailbox, crm, history, spec, prefetched, &mut report).await?;
     let pair_count = history.pair_count(spec.kind)?;
     let plan = engine::plan(&engine::Input {
         kind: spec.kind,

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CrmNews, PassError, PassReport, PassSpec};
+use super::{CrmNews, PassError, PassReport, PassSpec, Prefetched};
 use crate::connector::model::{Change, CrmId, Cursor, Kind, MailboxItemId};
 use crate::connector::{ConnectorError, CrmConnector, MailboxConnector};
 use crate::engine::{CrmSeen, MailboxSeen};
@@ -34,17 +34,22 @@ pub(super) async fn observe<M: MailboxConnector, C: CrmConnector>(
     crm: &C,
     history: &UserHistory,
     spec: &PassSpec<'_>,
-    news: Option<CrmNews>,
+    prefetched: Prefetched,
     report: &mut PassReport,
 ) -> Result<Observations, PassError> {
     let kind = spec.kind;
     let mref = spec.mailbox();
     let cursors = history.cursors(kind)?;
 
-    let mailbox_changes = match mailbox
-        .changes(&mref, kind, cursors.mailbox.as_ref(), &spec.window)
-        .await
-    {
+    let read = match prefetched.mailbox {
+        Some(changes) => Ok(changes),
+        None => {
+            mailbox
+                .changes(&mref, kind, cursors.mailbox.as_ref(), &spec.window)
+                .await
+        }
+    };
+    let mailbox_changes = match read {
         Ok(changes) => changes,
         Err(ConnectorError::ResyncNeeded { .. }) => {
             report.resynced = true;
@@ -52,7 +57,7 @@ pub(super) async fn observe<M: MailboxConnector, C: CrmConnector>(
         }
         Err(e) => return Err(e.into()),
     };
-    let news = match news {
+    let news = match prefetched.crm {
         Some(news) => news,
         None => {
             let associate = spec.user.associate_id;
