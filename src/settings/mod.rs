@@ -63,6 +63,11 @@ pub struct SyncSettings {
     pub interval: Duration,
     pub max_parallel_users: NonZeroU32,
     pub default_rank: Rank,
+    /// The kinds `crmsync users save` switches on for new sync users (and `users enable`
+    /// switches back on) unless the command line says otherwise.
+    pub default_diary: bool,
+    pub default_task: bool,
+    pub default_contact: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -230,6 +230,37 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A boolean: `true` or `false` (from the environment also as the strings "true"/"false").
+    pub fn boolean(&mut self, key: &str, value: Option<Value>, default: bool) -> bool {
+        self.known.push(key.to_string());
+        let Some(v) = value else {
+            self.record(key, default.to_string(), Origin::Default.to_string());
+            return default;
+        };
+        let parsed = match &v.kind {
+            ValueKind::Boolean(b) => Some(*b),
+            ValueKind::String(s) => match s.trim() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        match parsed {
+            Some(b) => {
+                self.record_configured(key, b.to_string());
+                b
+            }
+            None => {
+                self.problem(
+                    key,
+                    format!("expected true or false, found {}", describe(&v.kind)),
+                );
+                default
+            }
+        }
+    }
+
     /// An unsigned integer within `range`.
     pub fn uint(
         &mut self,

@@ -51,6 +51,9 @@ struct RawSync {
     interval: Option<Value>,
     max_parallel_users: Option<Value>,
     default_rank: Option<Value>,
+    default_diary: Option<Value>,
+    default_task: Option<Value>,
+    default_contact: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -225,6 +228,9 @@ pub(super) fn read(layered: config::Config, r: &mut Reader<'_>) -> Option<Settin
             u64::from(Rank::MIN.get())..=u64::from(Rank::MAX.get()),
         ) as u16)
         .unwrap_or(Rank::MIN),
+        default_diary: r.boolean("sync.default_diary", raw.sync.default_diary, true),
+        default_task: r.boolean("sync.default_task", raw.sync.default_task, true),
+        default_contact: r.boolean("sync.default_contact", raw.sync.default_contact, true),
     };
 
     let history = HistorySettings {
