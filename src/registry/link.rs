@@ -49,9 +49,9 @@ impl fmt::Display for Holder {
                 id,
                 associate,
                 mailbox,
-            } => write!(f, "sync user {id} ({associate} <-> {mailbox})"),
+            } => write!(f, "linked as sync user {id} ({associate} <-> {mailbox})"),
             Holder::Staged { associate, mailbox } => {
-                write!(f, "the staged link {associate} <-> {mailbox}")
+                write!(f, "staged ({associate} <-> {mailbox})")
             }
         }
     }
@@ -138,9 +138,9 @@ pub enum Unmatched {
     NoMailbox { email: String },
     #[error("more than one: {}", candidates.join("; "))]
     Ambiguous { candidates: Vec<String> },
-    #[error("the associate is already linked: {holder}")]
+    #[error("the associate is already {holder}")]
     AssociateLinked { holder: Holder },
-    #[error("the mailbox {mailbox} is already linked: {holder}")]
+    #[error("the mailbox {mailbox} is already {holder}")]
     MailboxLinked { mailbox: String, holder: Holder },
     #[error("the associate is retired in SuperOffice")]
     AssociateInactive,
