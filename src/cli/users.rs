@@ -4,6 +4,7 @@
 
 mod links;
 mod manage;
+mod moves;
 mod output;
 mod ranks;
 mod remove;

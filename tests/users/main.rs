@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod concurrency;
 mod flow;
+mod moves;
 mod removal;
 
 use std::collections::BTreeMap;

@@ -484,7 +484,6 @@ pub fn save(ctx: &Ctx<'_>, rank: Option<Rank>, kinds: KindArgs) -> anyhow::Resul
         );
         return Ok(());
     }
-    let empty = Pending::empty();
     let now = jiff::Timestamp::now();
     let mut saved = Vec::new();
     for l in &pending.links {
@@ -497,11 +496,23 @@ pub fn save(ctx: &Ctx<'_>, rank: Option<Rank>, kinds: KindArgs) -> anyhow::Resul
             .into());
         }
         // Someone may have edited the registry by hand since the link was staged.
-        if let Some(holder) = Taken::new(&registry, &empty).associate(l.associate_id) {
+        if let Some(holder) = Taken::new(&registry, &Pending::empty()).associate(l.associate_id) {
             return Err(UsersError::Usage(format!(
                 "cannot save {} ({}) <-> {}: the associate is already {holder}; \
                  nothing was saved",
                 l.login, l.associate_id, l.mailbox
+            ))
+            .into());
+        }
+        if let Some(u) = registry
+            .users
+            .iter()
+            .find(|u| u.mailbox.eq_ignore_ascii_case(&l.mailbox))
+        {
+            return Err(UsersError::Usage(format!(
+                "cannot save {} ({}) <-> {}: the mailbox is already linked as sync user {}; \
+                 nothing was saved",
+                l.login, l.associate_id, l.mailbox, u.id
             ))
             .into());
         }

@@ -2,15 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::links::prune_saved;
+use super::moves::Plan;
 use super::output::{Table, Tone, colour_on_stdout, count, when};
-use super::ranks::{self, RankState, Ranks, daemon_name};
+use super::ranks::{self, Ranks};
 use super::{Ctx, KindArgs, UsersError};
-use crate::registry::{Rank, SyncUser, SyncUserId, handoff_path, resolve};
+use crate::registry::{Rank, SyncUser, resolve};
 
 fn label(u: &SyncUser) -> String {
     format!(
@@ -32,13 +33,6 @@ fn kinds_text(u: &SyncUser) -> String {
         on(u.task),
         on(u.contact)
     )
-}
-
-/// What a command found at a user's old rank.
-enum Seen {
-    Held(Option<u32>),
-    Free { has_tree: bool },
-    Absent,
 }
 
 pub async fn set(
@@ -63,124 +57,42 @@ pub async fn set(
     let chosen = resolve::saved_users(&registry, &pending, queries)?;
 
     let mut ranks = Ranks::new(ctx.settings);
+    let mut plan = Plan::default();
     let mut notes: Vec<Vec<String>> = Vec::new();
-    // Hand-over files this command wrote (removed again if the registry cannot be written),
-    // trees to drop and abandoned hand-over files to delete once it is written.
-    let mut exported: Vec<PathBuf> = Vec::new();
-    let mut drops: Vec<(Rank, SyncUserId)> = Vec::new();
-    let mut abandoned: Vec<PathBuf> = Vec::new();
-    for &i in &chosen {
-        let mut lines = Vec::new();
-        let u = registry.users[i].clone();
-        let mut new = u.clone();
-        if let Some(s) = kinds.diary {
-            new.diary = s.on();
-        }
-        if let Some(s) = kinds.task {
-            new.task = s.on();
-        }
-        if let Some(s) = kinds.contact {
-            new.contact = s.on();
-        }
-        if let Some(to) = rank.filter(|to| *to != u.rank) {
-            let from = u.rank;
-            let seen = match ranks.get(from)? {
-                RankState::Held { holder } => Seen::Held(*holder),
-                state @ RankState::Free { .. } => Seen::Free {
-                    has_tree: state.has_user(&u.id),
-                },
-                RankState::Absent => Seen::Absent,
-            };
-            let in_transit = handoff_path(&state_dir, &u.id);
-            new.rank = to;
-            if fresh {
-                new.moved_from = None;
-                match seen {
-                    Seen::Held(holder) => lines.push(format!(
-                        "{} deletes its old history",
-                        daemon_name(from, holder)
-                    )),
-                    Seen::Free { has_tree } => {
-                        if has_tree {
-                            drops.push((from, u.id.clone()));
-                            lines.push(format!(
-                                "its old history in rank {from} is deleted by this command"
-                            ));
-                        }
-                        if in_transit.exists() {
-                            abandoned.push(in_transit);
-                        }
-                    }
-                    Seen::Absent => {}
-                }
-                lines.push(format!(
-                    "rank {to} starts it with an empty history: it rebuilds the pairs from the \
-                     stamps on the mailbox items, without duplicates"
-                ));
-            } else {
-                match seen {
-                    Seen::Held(holder) => {
-                        new.moved_from = Some(from);
-                        lines.push(format!(
-                            "the hand-over is in the daemons' hands: {} stops the user and hands \
-                             its history over; rank {to}'s daemon takes it in before its first pass",
-                            daemon_name(from, holder)
-                        ));
-                    }
-                    _ if in_transit.exists() => {
-                        new.moved_from = Some(from);
-                        lines.push(format!(
-                            "its history, still in transit ({}), goes on to rank {to}",
-                            in_transit.display()
-                        ));
-                    }
-                    Seen::Free { has_tree: true } => {
-                        let path = ranks.export(from, &u.id)?;
-                        lines.push(format!(
-                            "history handed over by this command ({}); rank {to}'s daemon takes it \
-                             in before its first pass for the user",
-                            path.display()
-                        ));
-                        exported.push(path);
-                        drops.push((from, u.id.clone()));
-                        new.moved_from = Some(from);
-                    }
-                    _ => match u.moved_from {
-                        // Moved before, and the earlier rank's daemon has not handed it over yet.
-                        Some(earlier) if earlier != to => {
-                            new.moved_from = Some(earlier);
-                            lines.push(format!(
-                                "its history is still on its way from rank {earlier}; rank {to} \
-                                 waits for it"
-                            ));
-                        }
-                        _ => {
-                            new.moved_from = None;
-                            lines.push(format!(
-                                "rank {from} holds no history for it on this host: it starts on \
-                                 rank {to} with an empty history"
-                            ));
-                        }
-                    },
-                }
+    let mut change = || -> anyhow::Result<()> {
+        for &i in &chosen {
+            let mut user = registry.users[i].clone();
+            let mut lines = Vec::new();
+            if let Some(s) = kinds.diary {
+                user.diary = s.on();
             }
+            if let Some(s) = kinds.task {
+                user.task = s.on();
+            }
+            if let Some(s) = kinds.contact {
+                user.contact = s.on();
+            }
+            if let Some(to) = rank.filter(|to| *to != user.rank) {
+                let (moved_from, said) = plan.one(&mut ranks, &state_dir, &user, to, fresh)?;
+                (user.rank, user.moved_from) = (to, moved_from);
+                lines = said;
+            }
+            registry.users[i] = user;
+            notes.push(lines);
         }
-        registry.users[i] = new;
-        notes.push(lines);
-    }
-
-    if registry != original
-        && let Err(e) = ranks::write(&lock, &registry, &swept)
-    {
-        for path in &exported {
-            let _ = std::fs::remove_file(path);
+        if registry != original {
+            ranks::write(&lock, &registry, &swept)?;
         }
+        Ok(())
+    };
+    if let Err(e) = change() {
+        plan.undo();
         return Err(e.context("nothing was changed"));
     }
-    for path in &abandoned {
+    for path in &plan.abandoned {
         let _ = std::fs::remove_file(path);
     }
-    for (from, id) in &drops {
+    for (from, id) in &plan.drops {
         ranks.drop_user(*from, id).await.map_err(|e| {
             e.context(format!(
                 "the registry is changed, but the old history of {id} in rank {from} is still there"

@@ -93,16 +93,22 @@ pub async fn remove(
     let lock = ctx.lock()?;
     let mut registry = ctx.store.registry()?;
     let swept = ranks::sweep(&state_dir, &mut registry);
+    // Another command may have changed them since they were shown: remove them as they are now.
+    let mut current = Vec::new();
     for t in &targets {
-        if !registry.users.iter().any(|u| u == t) {
-            return Err(UsersError::Temporary(format!(
-                "sync user {} was changed or removed by another command meanwhile; run the \
-                 command again; nothing was removed",
-                t.id
-            ))
-            .into());
+        match registry.users.iter().find(|u| u.id == t.id) {
+            Some(u) => current.push(u.clone()),
+            None => {
+                return Err(UsersError::Temporary(format!(
+                    "sync user {} ({}) was removed by another command meanwhile; nothing was removed",
+                    t.id,
+                    label(t)
+                ))
+                .into());
+            }
         }
     }
+    let targets = current;
     let removed = jiff::Timestamp::now();
     // Every rank that may hold a user's history: its own, and the rank it moved from while
     // that rank's daemon may not have handed it over yet.
