@@ -77,3 +77,25 @@ fn twenty_concurrent_sets_on_twenty_users_lose_nothing() {
         }
     }
 }
+
+#[test]
+fn a_command_that_cannot_have_the_lock_in_time_exits_75_and_writes_nothing() {
+    let env = Env::offline();
+    env.dir
+        .write_registry(&registry(&[("u1", 101, "anna@contoso.example", 1)], &[]));
+    let store = crmsync::registry::store::Store::new(&env.state_dir());
+    let held = store
+        .lock(std::time::Duration::from_secs(60))
+        .expect("the lock");
+    let before = env.snapshot();
+    let message = env.fails(
+        &["--lock-timeout", "200ms", "set", "u1", "--diary", "off"],
+        75,
+    );
+    assert!(message.contains("users.lock"), "{message}");
+    assert!(message.contains("try again"), "{message}");
+    assert_eq!(env.snapshot(), before);
+    drop(held);
+    env.ok(&["set", "u1", "--diary", "off"]);
+    assert!(!env.registry().users[0].diary);
+}

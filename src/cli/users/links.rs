@@ -63,7 +63,10 @@ pub async fn load_external(ctx: &Ctx<'_>, only: Option<&str>, json: bool) -> any
         })?],
         None => systems.values().collect(),
     };
-    // Read first, without the lock: a large tenant takes a while.
+    // A file that would be refused later is refused before the mail systems are asked.
+    ctx.store.external()?;
+    ctx.store.registry()?;
+    // Read the mailboxes without the lock: a large tenant takes a while.
     let mut loaded = BTreeMap::new();
     for ms in chosen {
         let client = GraphClient::new(ms, GraphOptions::default())
