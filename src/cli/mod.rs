@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod history;
 mod sandbox;
+mod users;
 
 use crate::exit;
 use crate::logging::{self, LogError};
@@ -50,6 +51,8 @@ enum Command {
     },
     /// Serve emulated SuperOffice and Microsoft Graph APIs on loopback until SIGTERM/SIGINT.
     Sandbox(Box<sandbox::SandboxArgs>),
+    /// Link associates to mailboxes and manage the sync users (the admin panel).
+    Users(users::UsersArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +102,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<RunError>() {
             return e.exit_code();
         }
+        if let Some(code) = users::exit_code(cause) {
+            return code;
+        }
         if cause
             .downcast_ref::<crate::sandbox::scenario::ScenarioError>()
             .is_some()
@@ -125,6 +131,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let loaded = settings::load(&load)?;
             history::stats(&loaded.settings, &args)
+        }
+        Command::Users(args) => {
+            let loaded = settings::load(&load)?;
+            users::run(&loaded.settings, args)
         }
         Command::Sandbox(args) => {
             let logging = crate::settings::LogSettings {

@@ -4,7 +4,12 @@
 //! The admin commands write it; rank daemons only read it. Reading validates everything and
 //! names the line at fault; a registry that does not validate is refused as a whole.
 
+pub mod external;
+pub mod link;
+pub mod pending;
 mod rank;
+pub mod resolve;
+pub mod store;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -115,6 +120,9 @@ pub struct SyncUser {
     /// The associate's login name, for display and for naming the user on the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
+    /// The associate's full name, for display (absent in registries written by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The mailbox's primary SMTP address.
     pub mailbox: String,
     /// The mail system's id for the mailbox (Graph user id), when known.

@@ -240,7 +240,7 @@ pub(super) fn read(layered: config::Config, r: &mut Reader<'_>) -> Option<Settin
         .unwrap_or(Rank::MIN),
         default_diary: r.boolean("sync.default_diary", raw.sync.default_diary, true),
         default_task: r.boolean("sync.default_task", raw.sync.default_task, true),
-        default_contact: r.boolean("sync.default_contact", raw.sync.default_contact, false),
+        default_contact: r.boolean("sync.default_contact", raw.sync.default_contact, true),
         window_past_days: r.uint(
             "sync.window_past_days",
             raw.sync.window_past_days,

@@ -104,6 +104,7 @@ impl World {
             id: SyncUserId::generate(),
             associate_id: anna.id,
             login: Some(anna.login.clone()),
+            name: None,
             mailbox: mailbox
                 .mail
                 .clone()
