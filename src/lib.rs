@@ -10,6 +10,7 @@ pub mod exit;
 pub mod history;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;

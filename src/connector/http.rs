@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use super::{ConnectorError, Service};
-use crate::limits::{Backoff, Limiter};
+use crate::limits::{Backoff, Limiter, LimiterObserver};
 
 /// Timeouts of every request (DESIGN: connect, read and total are all set).
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +132,57 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// Told about the HTTP traffic of a client, for metrics: every answer's status, and what the
+/// limits cost callers. Implementations must be cheap and must not block: they are called on
+/// the request path. A client without an observer pays one `Option` check per report.
+pub trait HttpObserver: Send + Sync {
+    /// An attempt got an answer with `status`, or none (`None`: timeout, broken connection).
+    /// Every attempt reports, retries included; so does every item of a Graph `$batch`.
+    fn response(&self, service: Service, status: Option<u16>);
+    /// A caller waited `wait` for a `Retry-After` pause or a client-side quota.
+    fn waited(&self, service: Service, wait: Duration);
+    /// `delta` callers began (+1) or ended (-1) waiting for admission in the limiter.
+    fn queue(&self, service: Service, delta: i64);
+}
+
+// So that the options that carry an observer can keep deriving `Debug`.
+impl std::fmt::Debug for dyn HttpObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpObserver")
+    }
+}
+
+/// Feeds a limiter's waits to an [`HttpObserver`] under the limiter's service.
+struct LimiterFeed {
+    observer: Arc<dyn HttpObserver>,
+    service: Service,
+}
+
+impl LimiterObserver for LimiterFeed {
+    fn waited(&self, wait: Duration) {
+        self.observer.waited(self.service, wait);
+    }
+
+    fn queue(&self, delta: i64) {
+        self.observer.queue(self.service, delta);
+    }
+}
+
+/// A limiter for `service` that reports to `observer`, if there is one.
+pub fn observed_limiter(
+    limiter: Limiter,
+    service: Service,
+    observer: Option<&Arc<dyn HttpObserver>>,
+) -> Limiter {
+    match observer {
+        Some(observer) => limiter.with_observer(Arc::new(LimiterFeed {
+            observer: observer.clone(),
+            service,
+        })),
+        None => limiter,
+    }
+}
+
 static AGENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Names this process in the `User-Agent` of every request it sends from now on (a rank
@@ -158,6 +209,7 @@ pub struct Http {
     /// The longest `Retry-After` waited inside a request; a longer one ends the request with
     /// [`ConnectorError::Transient`] and its `retry_after`, for the scheduler to honour.
     max_inline_wait: Duration,
+    observer: Option<Arc<dyn HttpObserver>>,
 }
 
 impl Http {
@@ -183,7 +235,22 @@ impl Http {
             backoff: Backoff::default(),
             throttle_retries: 10,
             max_inline_wait: Duration::from_secs(300),
+            observer: None,
         })
+    }
+
+    /// Reports the status of every attempt to `observer`. The limiter reports on its own:
+    /// see [`observed_limiter`].
+    pub fn with_observer(mut self, observer: Option<Arc<dyn HttpObserver>>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Reports an answer that did not come through [`Http::send`] (an item of a `$batch`).
+    pub fn observe(&self, status: Option<u16>) {
+        if let Some(observer) = &self.observer {
+            observer.response(self.service, status);
+        }
     }
 
     /// Shorter back-off and waits, for tests.
@@ -281,6 +348,7 @@ impl Http {
             let started = tokio::time::Instant::now();
             let outcome = self.attempt(request, auth).await;
             drop(permit);
+            self.observe(outcome.as_ref().ok().map(|r| r.status.as_u16()));
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let response = match outcome {
                 Ok(response) => response,

@@ -21,6 +21,16 @@ pub enum Service {
     SuperOffice,
 }
 
+impl Service {
+    /// A short, stable name, for metric labels: `graph`, `superoffice`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Graph => "graph",
+            Service::SuperOffice => "superoffice",
+        }
+    }
+}
+
 impl fmt::Display for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

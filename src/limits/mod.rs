@@ -63,6 +63,17 @@ pub struct LimiterStats {
     pub paused_seconds: f64,
 }
 
+/// Told what the limits cost callers, for metrics (the connectors feed their
+/// `HttpObserver` from it). Called on every acquire, never while a lock is held: keep it
+/// cheap.
+pub trait LimiterObserver: Send + Sync {
+    /// A caller waited `wait` for a `Retry-After` pause or a quota (not for a slot: slots
+    /// bound concurrency, they do not throttle).
+    fn waited(&self, wait: Duration);
+    /// `delta` callers began (+1) or ended (-1) waiting for admission in an `acquire`.
+    fn queue(&self, delta: i64);
+}
+
 /// Limits for one service: a mail system (keys are mailboxes) or SuperOffice (one key).
 pub struct Limiter {
     settings: LimiterSettings,
@@ -77,6 +88,7 @@ pub struct Limiter {
     /// When state was last pruned (milliseconds after `born`).
     born: Instant,
     pruned_at_ms: AtomicU64,
+    observer: Option<Arc<dyn LimiterObserver>>,
 }
 
 /// How often idle keys' state is dropped (governor keeps every key it has seen until told).
@@ -88,11 +100,18 @@ pub struct Permit {
     _slot: Option<OwnedSemaphorePermit>,
 }
 
-struct Waiting<'a>(&'a AtomicUsize);
+/// A caller waiting in an `acquire`, counted until admitted or cancelled.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    observer: Option<&'a dyn LimiterObserver>,
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(observer) = self.observer {
+            observer.queue(-1);
+        }
     }
 }
 
@@ -114,7 +133,39 @@ impl Limiter {
             paused_micros: AtomicU64::new(0),
             born: Instant::now(),
             pruned_at_ms: AtomicU64::new(0),
+            observer: None,
         }
+    }
+
+    /// Reports waits and the number of waiting callers to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn LimiterObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn enter(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let observer = self.observer.as_deref();
+        if let Some(observer) = observer {
+            observer.queue(1);
+        }
+        Waiting {
+            count: &self.waiting,
+            observer,
+        }
+    }
+
+    fn waited(&self, wait: Duration) {
+        if let Some(observer) = &self.observer {
+            observer.waited(wait);
+        }
+    }
+
+    /// Sleeps for a quota, and reports the time slept.
+    async fn sleep_for_quota(&self, wait: Duration) {
+        let started = Instant::now();
+        tokio::time::sleep(wait).await;
+        self.waited(started.elapsed());
     }
 
     /// Prunes idle keys once per [`PRUNE_EVERY`], on the way through an acquire: a long-running
@@ -155,25 +206,15 @@ impl Limiter {
     /// the key's and the global quota, and no pause from `Retry-After` in force.
     pub async fn acquire(&self, key: &str) -> Permit {
         self.prune_now_and_then();
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let _waiting = Waiting(&self.waiting);
+        let _waiting = self.enter();
         let slot = match self.slot(key) {
             // The semaphores are never closed, so acquiring fails only if that changes.
             Some(semaphore) => semaphore.acquire_owned().await.ok(),
             None => None,
         };
         self.wait_pause(key).await;
-        if let Some(limiter) = &self.per_key {
-            let key = key.to_string();
-            while let Err(not_until) = limiter.check_key(&key) {
-                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
-            }
-        }
-        if let Some(limiter) = &self.global {
-            while let Err(not_until) = limiter.check() {
-                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
-            }
-        }
+        self.wait_key_quota(key).await;
+        self.wait_global().await;
         // A 429 for this key may have come back while this caller waited for its quota.
         self.wait_pause(key).await;
         Permit { _slot: slot }
@@ -184,8 +225,7 @@ impl Limiter {
     /// each other's slots), `n` of the key's and of the global quota, and no pause in force.
     pub async fn acquire_many(&self, key: &str, n: u32) -> Permit {
         self.prune_now_and_then();
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let _waiting = Waiting(&self.waiting);
+        let _waiting = self.enter();
         let slot = match (self.slot(key), self.settings.concurrency_per_key) {
             (Some(semaphore), Some(limit)) => {
                 let wanted = n.clamp(1, u32::try_from(limit.max(1)).unwrap_or(u32::MAX));
@@ -195,12 +235,7 @@ impl Limiter {
         };
         self.wait_pause(key).await;
         for _ in 0..n {
-            if let Some(limiter) = &self.per_key {
-                let key = key.to_string();
-                while let Err(not_until) = limiter.check_key(&key) {
-                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
-                }
-            }
+            self.wait_key_quota(key).await;
             self.wait_global().await;
         }
         self.wait_pause(key).await;
@@ -210,18 +245,28 @@ impl Limiter {
     /// Waits until a request that belongs to no key (a `$batch` envelope, a directory read)
     /// may be sent: the global quota, and no pause in force for `key`. No slot is taken.
     pub async fn acquire_global(&self, key: &str) -> Permit {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let _waiting = Waiting(&self.waiting);
+        let _waiting = self.enter();
         self.wait_pause(key).await;
         self.wait_global().await;
         self.wait_pause(key).await;
         Permit { _slot: None }
     }
 
+    async fn wait_key_quota(&self, key: &str) {
+        if let Some(limiter) = &self.per_key {
+            let key = key.to_string();
+            while let Err(not_until) = limiter.check_key(&key) {
+                self.sleep_for_quota(not_until.wait_time_from(self.clock.now()))
+                    .await;
+            }
+        }
+    }
+
     async fn wait_global(&self) {
         if let Some(limiter) = &self.global {
             while let Err(not_until) = limiter.check() {
-                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                self.sleep_for_quota(not_until.wait_time_from(self.clock.now()))
+                    .await;
             }
         }
     }
@@ -230,8 +275,10 @@ impl Limiter {
         while let Some(until) = self.paused_until(key) {
             let started = Instant::now();
             tokio::time::sleep_until(until).await;
+            let waited = started.elapsed();
             self.paused_micros
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+            self.waited(waited);
         }
     }
 

@@ -174,3 +174,64 @@ async fn idle_keys_are_pruned_by_later_acquires() {
     drop(limiter.acquire("m0").await);
     assert!(limiter.stats().keys <= 1, "{:?}", limiter.stats());
 }
+
+/// Records what a limiter reports.
+#[derive(Default)]
+struct Recorder {
+    waited: Mutex<Duration>,
+    queue: std::sync::atomic::AtomicI64,
+    peak: std::sync::atomic::AtomicI64,
+}
+
+impl LimiterObserver for Recorder {
+    fn waited(&self, wait: Duration) {
+        if let Ok(mut total) = self.waited.lock() {
+            *total += wait;
+        }
+    }
+
+    fn queue(&self, delta: i64) {
+        let now = self.queue.fetch_add(delta, Ordering::SeqCst) + delta;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observer_hears_of_pause_waits_and_of_every_caller_that_queued() {
+    let recorder = Arc::new(Recorder::default());
+    let limiter = Arc::new(
+        Limiter::new(LimiterSettings {
+            per_key: None,
+            concurrency_per_key: Some(1),
+            global: None,
+        })
+        .with_observer(recorder.clone()),
+    );
+    limiter.pause("m1", Duration::from_secs(2));
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let _p = limiter.acquire("m1").await;
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    assert_eq!(recorder.peak.load(Ordering::SeqCst), 3, "all three queued");
+    assert_eq!(recorder.queue.load(Ordering::SeqCst), 0, "and none is left");
+    // Only the first caller slept through the pause; the others waited for its slot, which
+    // is not a throttle wait.
+    let waited = *recorder.waited.lock().unwrap();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+
+    // A caller that gives up while waiting leaves the queue too.
+    limiter.pause("m1", Duration::from_secs(60));
+    let gave_up = tokio::time::timeout(Duration::from_secs(1), limiter.acquire("m1")).await;
+    assert!(gave_up.is_err());
+    assert_eq!(recorder.queue.load(Ordering::SeqCst), 0);
+}

@@ -12,6 +12,7 @@ mod secret;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use origin::{ENV_PREFIX, Origin};
 pub use reader::{Effective, Problem};
 pub use secret::{REDACTED, Secret};
 
+use crate::metrics::MetricsError;
 use crate::registry::Rank;
 
 /// Where the daemon looks when `--config` is not given. Missing is fine: defaults apply.
@@ -34,6 +36,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub sync: SyncSettings,
     pub history: HistorySettings,
+    pub metrics: MetricsSettings,
     pub superoffice: Option<SuperOfficeSettings>,
     pub mail_systems: BTreeMap<String, MailSystemSettings>,
 }
@@ -86,6 +89,36 @@ pub struct SyncSettings {
 pub struct HistorySettings {
     pub cache_capacity_bytes: u64,
     pub flush_interval: Duration,
+}
+
+/// `[metrics]`: the Prometheus endpoint of each rank daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    /// The base address: rank N listens on its port plus N; port 0 lets every rank pick a
+    /// free port.
+    pub listen: SocketAddr,
+}
+
+impl MetricsSettings {
+    /// The address rank `rank` serves its metrics on: the base port plus the rank (port 0
+    /// stays 0, for a free port per rank). One base port serves every rank of a host
+    /// without further configuration.
+    pub fn address_for(&self, rank: Rank) -> Result<SocketAddr, MetricsError> {
+        let base = self.listen.port();
+        if base == 0 {
+            return Ok(self.listen);
+        }
+        let port = base
+            .checked_add(rank.get())
+            .ok_or(MetricsError::PortOverflow {
+                base: self.listen,
+                rank,
+            })?;
+        let mut addr = self.listen;
+        addr.set_port(port);
+        Ok(addr)
+    }
 }
 
 #[derive(Debug, Clone)]

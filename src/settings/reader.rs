@@ -3,6 +3,7 @@
 //! goes on after a problem so that one run reports all of them.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -377,6 +378,38 @@ impl<'a> Reader<'a> {
             Err(e) => {
                 self.problem(key, format!("{text:?} is not a valid URL: {e}"));
                 None
+            }
+        }
+    }
+
+    /// A socket address: an IP address (IPv6 in brackets) and a port, such as
+    /// `"127.0.0.1:9100"` or `"[::1]:9100"`. Host names are refused: a listener binds to an
+    /// address, and a name could resolve to several.
+    pub fn socket_addr(&mut self, key: &str, value: Option<Value>, default: &str) -> SocketAddr {
+        self.known.push(key.to_string());
+        let fallback = default
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let Some(v) = value else {
+            self.record(key, toml_string(default), Origin::Default.to_string());
+            return fallback;
+        };
+        let Some(text) = self.text(key, v) else {
+            return fallback;
+        };
+        match text.trim().parse::<SocketAddr>() {
+            Ok(addr) => {
+                self.record_configured(key, toml_string(&addr.to_string()));
+                addr
+            }
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!(
+                        "{text:?} is not a socket address: write an IP address and a port, such as \"127.0.0.1:9100\" or \"[::1]:9100\" (not a host name)"
+                    ),
+                );
+                fallback
             }
         }
     }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::reader::Reader;
 use super::{
     DaemonSettings, HistorySettings, LogFormat, LogSettings, MailSystemKind, MailSystemSettings,
-    Settings, SuperOfficeAuth, SuperOfficeSettings, SyncSettings,
+    MetricsSettings, Settings, SuperOfficeAuth, SuperOfficeSettings, SyncSettings,
 };
 use crate::engine::ConflictPolicy;
 use crate::registry::Rank;
@@ -19,6 +19,7 @@ use crate::registry::Rank;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/crmsync";
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9100";
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -27,6 +28,7 @@ struct RawSettings {
     log: RawLog,
     sync: RawSync,
     history: RawHistory,
+    metrics: RawMetrics,
     superoffice: Option<RawSuperOffice>,
     mail_systems: BTreeMap<String, RawMailSystem>,
 }
@@ -71,6 +73,13 @@ struct RawSync {
 struct RawHistory {
     cache_capacity_mib: Option<Value>,
     flush_interval: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawMetrics {
+    enabled: Option<Value>,
+    listen: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -301,6 +310,11 @@ pub(super) fn read(layered: config::Config, r: &mut Reader<'_>) -> Option<Settin
         ),
     };
 
+    let metrics = MetricsSettings {
+        enabled: r.boolean("metrics.enabled", raw.metrics.enabled, true),
+        listen: r.socket_addr("metrics.listen", raw.metrics.listen, DEFAULT_METRICS_LISTEN),
+    };
+
     let superoffice = raw.superoffice.and_then(|so| read_superoffice(so, r));
 
     let mut mail_systems = BTreeMap::new();
@@ -321,6 +335,7 @@ pub(super) fn read(layered: config::Config, r: &mut Reader<'_>) -> Option<Settin
         log,
         sync,
         history,
+        metrics,
         superoffice,
         mail_systems,
     })

@@ -73,6 +73,57 @@ fn without_a_file_the_defaults_apply() {
 }
 
 #[test]
+fn metrics_listen_on_the_base_port_plus_the_rank() {
+    let case = Case::new();
+    let defaults = load(&case.options(None)).unwrap().settings.metrics;
+    assert!(defaults.enabled);
+    assert_eq!(
+        defaults.address_for(Rank::new(3).unwrap()).unwrap(),
+        "127.0.0.1:9103".parse().unwrap()
+    );
+
+    let loaded = case
+        .load("[metrics]\nenabled = false\nlisten = \"[::1]:0\"\n")
+        .unwrap();
+    let metrics = loaded.settings.metrics;
+    assert!(!metrics.enabled);
+    // Port 0: every rank picks a free port of its own.
+    assert_eq!(
+        metrics.address_for(Rank::MAX).unwrap(),
+        "[::1]:0".parse().unwrap()
+    );
+
+    let high = case
+        .load("[metrics]\nlisten = \"127.0.0.1:65000\"\n")
+        .unwrap()
+        .settings
+        .metrics;
+    assert!(high.address_for(Rank::new(535).unwrap()).is_ok());
+    let e = high.address_for(Rank::new(536).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("[metrics] listen"), "{e}");
+}
+
+#[test]
+fn metrics_listen_is_an_ip_address_and_a_port() {
+    let case = Case::new();
+    for bad in ["localhost:9100", "127.0.0.1", "9100", "127.0.0.1:99999"] {
+        let problems = case.problems(&format!("[metrics]\nlisten = \"{bad}\"\n"));
+        assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+        assert_eq!(problems[0].key, "metrics.listen");
+        assert!(
+            problems[0].message.contains("127.0.0.1:9100"),
+            "{problems:?}"
+        );
+    }
+    let from_env = Case::new().env("CRMSYNC__METRICS__LISTEN", "127.0.0.2:9200");
+    let loaded = load(&from_env.options(None)).unwrap();
+    assert_eq!(
+        loaded.settings.metrics.listen,
+        "127.0.0.2:9200".parse().unwrap()
+    );
+}
+
+#[test]
 fn a_named_file_must_exist() {
     let case = Case::new();
     let missing = case.dir.path().join("nope.toml");

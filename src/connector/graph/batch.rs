@@ -241,6 +241,10 @@ impl GraphClient {
                 .unwrap_or_default()
             {
                 if let (Some(id), Some(reply)) = (r["id"].as_str(), reply_of(r)) {
+                    // The envelope was counted as the one round trip; each item is counted
+                    // too, as Graph counts it against the quotas and may throttle it alone (a
+                    // 429 inside a batch is a throttle like any other).
+                    self.http.observe(Some(reply.status.as_u16()));
                     replies.insert(id.to_string(), reply);
                 }
             }

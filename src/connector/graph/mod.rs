@@ -29,7 +29,7 @@ pub use writes::{Write, WriteOutcome, transaction_id};
 
 use self::auth::GraphTokens;
 use self::wire::Op;
-use super::http::{Http, Request, Response, Retry, Timeouts};
+use super::http::{Http, HttpObserver, Request, Response, Retry, Timeouts, observed_limiter};
 use super::model::{Changes, Cursor, Item, Kind, MailboxItemId, Observed, Stamp, Window};
 use super::{
     ConnectorError, Deleted, ExternalMailbox, MailboxConnector, MailboxRef, Service, Written,
@@ -53,6 +53,8 @@ pub struct GraphOptions {
     /// replaced (e.g. `https://online.superoffice.com/{tenant}/default.aspx?appointment_id={id}`).
     /// `None`: the linked resource carries no `webUrl`.
     pub crm_link: Option<String>,
+    /// Told about every answer and limiter wait, for metrics.
+    pub observer: Option<Arc<dyn HttpObserver>>,
 }
 
 /// The documented Graph limits: per mailbox 10,000 requests per 10 minutes (a burst of a
@@ -80,6 +82,7 @@ impl Default for GraphOptions {
             contact_folder_name: "SuperOffice".to_string(),
             delta_page_size: 200,
             crm_link: None,
+            observer: None,
         }
     }
 }
@@ -124,9 +127,14 @@ impl GraphClient {
         settings: &MailSystemSettings,
         options: GraphOptions,
     ) -> Result<GraphClient, ConnectorError> {
-        let limiter = Arc::new(Limiter::new(options.limits));
-        let http =
-            Http::new(Service::Graph, limiter, options.timeouts)?.with_backoff(options.backoff);
+        let limiter = Arc::new(observed_limiter(
+            Limiter::new(options.limits),
+            Service::Graph,
+            options.observer.as_ref(),
+        ));
+        let http = Http::new(Service::Graph, limiter, options.timeouts)?
+            .with_backoff(options.backoff)
+            .with_observer(options.observer.clone());
         let tokens = GraphTokens::new(
             http.client().clone(),
             &settings.authority_url,

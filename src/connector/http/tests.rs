@@ -219,3 +219,87 @@ fn retry_after_is_read_as_seconds_or_a_date() {
     assert_eq!(parse_retry_after("-1", now), None);
     assert_eq!(parse_retry_after("soon", now), None);
 }
+
+/// What an [`HttpObserver`] was told.
+#[derive(Default)]
+struct Seen {
+    statuses: std::sync::Mutex<Vec<(Service, Option<u16>)>>,
+    waited: std::sync::Mutex<Duration>,
+    queue: std::sync::atomic::AtomicI64,
+}
+
+impl HttpObserver for Seen {
+    fn response(&self, service: Service, status: Option<u16>) {
+        self.statuses.lock().unwrap().push((service, status));
+    }
+
+    fn waited(&self, _service: Service, wait: Duration) {
+        *self.waited.lock().unwrap() += wait;
+    }
+
+    fn queue(&self, _service: Service, delta: i64) {
+        self.queue.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_hears_every_attempt_and_the_waits_of_the_limiter() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0.05"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let seen = Arc::new(Seen::default());
+    let observer: Arc<dyn HttpObserver> = seen.clone();
+    let limiter = observed_limiter(
+        Limiter::new(LimiterSettings {
+            per_key: None,
+            concurrency_per_key: Some(4),
+            global: None,
+        }),
+        Service::SuperOffice,
+        Some(&observer),
+    );
+    let http = Http::new(Service::SuperOffice, Arc::new(limiter), Timeouts::default())
+        .unwrap()
+        .with_backoff(Backoff {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+            retries: 3,
+        })
+        .with_observer(Some(observer));
+    let credentials = TestCredentials::default();
+    http.send(&get(&server, "/x"), &credentials).await.unwrap();
+    let so = Service::SuperOffice;
+    assert_eq!(
+        *seen.statuses.lock().unwrap(),
+        [(so, Some(429)), (so, Some(503)), (so, Some(200))]
+    );
+    assert!(*seen.waited.lock().unwrap() > Duration::ZERO);
+    assert_eq!(seen.queue.load(Ordering::SeqCst), 0);
+
+    // No answer at all: a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let post = Request::new(
+        Method::POST,
+        Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap(),
+        "m1",
+    );
+    assert!(http.send(&post, &credentials).await.is_err());
+    assert_eq!(seen.statuses.lock().unwrap().last(), Some(&(so, None)));
+}

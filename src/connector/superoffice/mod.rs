@@ -25,7 +25,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use crate::connector::http::{Http, Request, Response, Retry, Timeouts};
+use crate::connector::http::{
+    Http, HttpObserver, Request, Response, Retry, Timeouts, observed_limiter,
+};
 use crate::connector::model::{CrmId, Cursor, Item, Kind, Observed, Version, Window};
 use crate::connector::{
     ConnectorError, CrmAssociate, CrmConnector, Deleted, RankChanges, Service, Written,
@@ -84,6 +86,8 @@ pub struct SuperOfficeOptions {
     pub fetch_concurrency: usize,
     pub clock: Clock,
     pub server_clock: ServerClock,
+    /// Told about every answer and limiter wait, for metrics.
+    pub observer: Option<Arc<dyn HttpObserver>>,
 }
 
 impl Default for SuperOfficeOptions {
@@ -97,6 +101,7 @@ impl Default for SuperOfficeOptions {
             fetch_concurrency: 8,
             clock: Arc::new(jiff::Timestamp::now),
             server_clock: ServerClock::DateHeader,
+            observer: None,
         }
     }
 }
@@ -107,6 +112,7 @@ impl std::fmt::Debug for SuperOfficeOptions {
             .field("limits", &self.limits)
             .field("page_size", &self.page_size)
             .field("max_url_len", &self.max_url_len)
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }
@@ -268,9 +274,14 @@ impl SuperOfficeClient {
         settings: &SuperOfficeSettings,
         options: SuperOfficeOptions,
     ) -> Result<SuperOfficeClient, ConnectorError> {
-        let limiter = Arc::new(Limiter::new(options.limits));
+        let limiter = Arc::new(observed_limiter(
+            Limiter::new(options.limits),
+            Service::SuperOffice,
+            options.observer.as_ref(),
+        ));
         let http = Http::new(Service::SuperOffice, limiter, options.timeouts)?
-            .with_backoff(options.backoff);
+            .with_backoff(options.backoff)
+            .with_observer(options.observer.clone());
         let base = settings.base_url.clone();
         let (auth, tenant, onsite_api, name) = match &settings.auth {
             SuperOfficeAuth::Basic { username, password } => {
