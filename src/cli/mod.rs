@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod history;
 mod sandbox;
+mod status;
 
 use crate::exit;
 use crate::logging::{self, LogError};
@@ -48,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: HistoryCommand,
     },
+    /// Show every rank: whether its daemon runs, its users, last passes, counts, errors and
+    /// throttling. Exits 1 when a rank is down or stale (see --help).
+    Status(status::StatusArgs),
     /// Serve emulated SuperOffice and Microsoft Graph APIs on loopback until SIGTERM/SIGINT.
     Sandbox(Box<sandbox::SandboxArgs>),
 }
@@ -78,7 +82,7 @@ pub fn main() -> u8 {
         }
     };
     match run(cli) {
-        Ok(()) => exit::OK,
+        Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
             let mut stderr = std::io::stderr().lock();
@@ -99,6 +103,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<RunError>() {
             return e.exit_code();
         }
+        if let Some(crate::runtime::status::StatusError::NoStateDir { .. }) = cause.downcast_ref() {
+            return exit::CONFIG;
+        }
         if cause
             .downcast_ref::<crate::sandbox::scenario::ScenarioError>()
             .is_some()
@@ -109,7 +116,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     exit::FAILURE
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; its exit code when it did not fail (`status` reports through it).
+fn run(cli: Cli) -> anyhow::Result<u8> {
     let load = LoadOptions::from_process(cli.config);
     match cli.command {
         Command::Config {
@@ -118,13 +126,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = settings::load(&load)?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(loaded.render().as_bytes())?;
-            Ok(())
+            Ok(exit::OK)
         }
         Command::History {
             command: HistoryCommand::Stats(args),
         } => {
             let loaded = settings::load(&load)?;
-            history::stats(&loaded.settings, &args)
+            history::stats(&loaded.settings, &args)?;
+            Ok(exit::OK)
+        }
+        Command::Status(args) => {
+            let loaded = settings::load(&load)?;
+            status::status(&loaded.settings, &args)
         }
         Command::Sandbox(args) => {
             let logging = crate::settings::LogSettings {
@@ -136,7 +149,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .thread_name("crmsync-sandbox")
                 .build()?;
-            runtime.block_on(sandbox::serve(*args))
+            runtime.block_on(sandbox::serve(*args))?;
+            Ok(exit::OK)
         }
         Command::Run { rank } => {
             let loaded = settings::load(&load)?;
@@ -150,7 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 logging: Some(logging),
             };
             runtime.block_on(runtime::run_rank(rank, loaded.settings, reloader))?;
-            Ok(())
+            Ok(exit::OK)
         }
     }
 }
