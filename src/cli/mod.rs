@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod history;
 mod sandbox;
+mod status;
 mod users;
 
 use crate::exit;
@@ -49,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         command: HistoryCommand,
     },
+    /// Show every rank: whether its daemon runs, its users, last passes, counts, errors and
+    /// throttling. Exits 1 when a rank is down or stale (see --help).
+    Status(status::StatusArgs),
     /// Serve emulated SuperOffice and Microsoft Graph APIs on loopback until SIGTERM/SIGINT.
     Sandbox(Box<sandbox::SandboxArgs>),
     /// Link associates to mailboxes and manage the sync users (the admin panel).
@@ -81,7 +85,7 @@ pub fn main() -> u8 {
         }
     };
     match run(cli) {
-        Ok(()) => exit::OK,
+        Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
             let mut stderr = std::io::stderr().lock();
@@ -105,6 +109,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(code) = users::exit_code(cause) {
             return code;
         }
+        if let Some(crate::runtime::status::StatusError::NoStateDir { .. }) = cause.downcast_ref() {
+            return exit::CONFIG;
+        }
         if cause
             .downcast_ref::<crate::sandbox::scenario::ScenarioError>()
             .is_some()
@@ -115,7 +122,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     exit::FAILURE
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; its exit code when it did not fail (`status` reports through it).
+fn run(cli: Cli) -> anyhow::Result<u8> {
     let load = LoadOptions::from_process(cli.config);
     match cli.command {
         Command::Config {
@@ -124,17 +132,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = settings::load(&load)?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(loaded.render().as_bytes())?;
-            Ok(())
+            Ok(exit::OK)
         }
         Command::History {
             command: HistoryCommand::Stats(args),
         } => {
             let loaded = settings::load(&load)?;
-            history::stats(&loaded.settings, &args)
+            history::stats(&loaded.settings, &args)?;
+            Ok(exit::OK)
+        }
+        Command::Status(args) => {
+            let loaded = settings::load(&load)?;
+            status::status(&loaded.settings, &args)
         }
         Command::Users(args) => {
             let loaded = settings::load(&load)?;
-            users::run(&loaded.settings, args)
+            users::run(&loaded.settings, args)?;
+            Ok(exit::OK)
         }
         Command::Sandbox(args) => {
             let logging = crate::settings::LogSettings {
@@ -146,7 +160,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .thread_name("crmsync-sandbox")
                 .build()?;
-            runtime.block_on(sandbox::serve(*args))
+            runtime.block_on(sandbox::serve(*args))?;
+            Ok(exit::OK)
         }
         Command::Run { rank } => {
             let loaded = settings::load(&load)?;
@@ -160,7 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 logging: Some(logging),
             };
             runtime.block_on(runtime::run_rank(rank, loaded.settings, reloader))?;
-            Ok(())
+            Ok(exit::OK)
         }
     }
 }

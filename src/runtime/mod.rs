@@ -10,6 +10,7 @@ pub mod pass;
 mod registry_watch;
 mod scheduler;
 mod signals;
+pub mod status;
 mod work;
 
 use std::path::PathBuf;
