@@ -180,7 +180,14 @@ async fn a_crash_between_create_and_bookkeeping_makes_no_duplicate() {
                     check_crm_ids: false,
                 };
                 let history = world.history.user(&world.user.id).unwrap();
-                pass::run(&mailbox, &world.crm, &history, &spec, pass::Prefetched::default()).await
+                pass::run(
+                    &mailbox,
+                    &world.crm,
+                    &history,
+                    &spec,
+                    pass::Prefetched::default(),
+                )
+                .await
             })
         };
         let outcome = crashing.await;

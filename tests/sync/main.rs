@@ -169,9 +169,15 @@ impl World {
             .history
             .user(&self.user.id)
             .expect("the user's history");
-        pass::run(&self.graph, &self.crm, &history, &spec, pass::Prefetched::default())
-            .await
-            .unwrap_or_else(|e| panic!("{kind} pass failed: {e}"))
+        pass::run(
+            &self.graph,
+            &self.crm,
+            &history,
+            &spec,
+            pass::Prefetched::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind} pass failed: {e}"))
     }
 
     /// Passes until one writes nothing (at most `limit`); the reports.

@@ -410,7 +410,11 @@ mod tests {
         let merged = a.earliest(&same_bound);
         assert_eq!(merged.seen, vec![(2, 200)], "only what both have seen");
         assert_eq!(merged.high, Some(t("09:05:00")));
-        assert_eq!(a.earliest(&Feed::default()), Feed::default(), "from the start");
+        assert_eq!(
+            a.earliest(&Feed::default()),
+            Feed::default(),
+            "from the start"
+        );
 
         let one = LogFeed {
             after: Some(10),
