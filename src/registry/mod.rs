@@ -139,6 +139,22 @@ pub struct SyncUser {
     /// `STATE_DIR/handoff/`) before its first pass for the user. Absent for a fresh start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<Rank>,
+    /// Set by `crmsync users resume`: the daemon tries a failed or paused user again when
+    /// this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// An operator's request to try a failed or paused user again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// Counts the requests for this user; a daemon acts once per new value.
+    pub generation: u64,
+    /// Let the next pass of each kind through the mass-delete guard (`--allow-deletes`).
+    #[serde(default)]
+    pub allow_deletes: bool,
+    pub at: jiff::Timestamp,
 }
 
 impl SyncUser {

@@ -233,6 +233,7 @@ mod tests {
             contact: true,
             created: jiff::Timestamp::UNIX_EPOCH,
             moved_from: None,
+            resume: None,
         }
     }
 

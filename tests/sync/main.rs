@@ -117,6 +117,7 @@ impl World {
             contact: true,
             created: jiff::Timestamp::now(),
             moved_from: None,
+            resume: None,
         };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let history = History::open(dir.path(), &history_options())

@@ -533,6 +533,7 @@ pub fn save(ctx: &Ctx<'_>, rank: Option<Rank>, kinds: KindArgs) -> anyhow::Resul
             contact,
             created: now,
             moved_from: None,
+            resume: None,
         };
         registry.users.push(user.clone());
         saved.push(user);

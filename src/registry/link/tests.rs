@@ -56,6 +56,7 @@ fn saved(associate_id: u32, mailbox: &str) -> SyncUser {
         contact: true,
         created: now(),
         moved_from: None,
+        resume: None,
     }
 }
 
