@@ -5,9 +5,12 @@
 //! safe point within `[daemon] shutdown_deadline`, flushes the history and returns; a
 //! second signal exits at once.
 
+mod health;
 mod notify;
 pub mod pass;
 mod registry_watch;
+mod report;
+mod round;
 mod scheduler;
 mod signals;
 pub mod status;
@@ -25,7 +28,7 @@ use crate::registry::{Rank, Registry, RegistryError};
 use crate::settings::Settings;
 use notify::{Notifier, Progress};
 use registry_watch::RegistryWatch;
-use scheduler::{Scheduler, Stopped};
+use scheduler::{Parts, Scheduler, Stopped};
 use signals::SignalRequests;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,8 @@ pub enum RunError {
     Internal(String),
     #[error("cannot set up the connectors: {0}")]
     Connectors(crate::connector::ConnectorError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 impl RunError {
@@ -65,6 +70,7 @@ impl RunError {
         match self {
             RunError::AlreadyRunning { .. } => crate::exit::TEMPORARY,
             RunError::Registry(_) => crate::exit::CONFIG,
+            RunError::Metrics(e) => e.exit_code(),
             _ => crate::exit::FAILURE,
         }
     }
@@ -80,6 +86,31 @@ fn create_rank_dir(path: &std::path::Path) -> Result<(), RunError> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// Takes the rank lock. An admin command holds a stopped rank's lock for a moment (to purge
+/// or hand over a user's history itself), so a held lock is tried again for a few seconds
+/// before the rank counts as running.
+async fn acquire_rank_lock(rank: Rank, rank_dir: &std::path::Path) -> Result<RankLock, RunError> {
+    const ATTEMPTS: u32 = 15;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match RankLock::acquire(rank_dir) {
+            Ok(lock) => return Ok(lock),
+            Err(LockError::Held { .. }) if attempt < ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(LockError::Held { holder, .. }) => {
+                return Err(RunError::AlreadyRunning {
+                    rank,
+                    dir: rank_dir.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(other) => return Err(RunError::Lock(other)),
+        }
+    }
 }
 
 /// Runs the daemon of `rank` until it is asked to stop.
@@ -106,14 +137,7 @@ pub async fn run_rank(rank: Rank, settings: Settings, reloader: Reloader) -> Res
     let state_dir = &settings.daemon.state_dir;
     let rank_dir = state_dir.join(rank.dir_name());
     create_rank_dir(&rank_dir)?;
-    let _lock = RankLock::acquire(&rank_dir).map_err(|e| match e {
-        LockError::Held { holder, .. } => RunError::AlreadyRunning {
-            rank,
-            dir: rank_dir.clone(),
-            holder,
-        },
-        other => RunError::Lock(other),
-    })?;
+    let _lock = acquire_rank_lock(rank, &rank_dir).await?;
 
     let options = HistoryOptions {
         cache_capacity_bytes: settings.history.cache_capacity_bytes,
@@ -137,17 +161,35 @@ pub async fn run_rank(rank: Rank, settings: Settings, reloader: Reloader) -> Res
     let registry = Registry::read(&registry_path)?;
 
     crate::connector::http::identify_as(&format!("rank {rank}"));
-    let connectors = work::Connectors::build(&settings).map_err(RunError::Connectors)?;
+    let metrics = crate::metrics::Metrics::new(rank);
+    let traffic = report::Traffic::new(metrics.clone());
+    let connectors =
+        work::Connectors::build(&settings, Some(traffic.clone())).map_err(RunError::Connectors)?;
+    let stop_metrics = CancellationToken::new();
+    let metrics_server = if settings.metrics.enabled {
+        let address = settings.metrics.address_for(rank)?;
+        let (bound, task) =
+            crate::metrics::serve(address, metrics.clone(), stop_metrics.clone()).await?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+        Some((bound, task))
+    } else {
+        None
+    };
     let beat = notify::beat_interval(watchdog);
     let mut scheduler = Scheduler::new(
-        rank,
-        settings.clone(),
-        Arc::new(connectors),
+        Parts {
+            rank,
+            settings: settings.clone(),
+            connectors: Arc::new(connectors),
+            history: history.clone(),
+            notifier: notifier.clone(),
+            progress,
+            beat,
+            metrics,
+            traffic,
+            metrics_addr: metrics_server.as_ref().map(|(bound, _)| *bound),
+        },
         &registry,
-        history.clone(),
-        notifier.clone(),
-        progress,
-        beat,
     );
     notifier.ready(&scheduler.status_line());
     tracing::info!(
@@ -171,6 +213,12 @@ pub async fn run_rank(rank: Rank, settings: Settings, reloader: Reloader) -> Res
     );
     let clean = scheduler.drain(&mut signals).await;
     let flushed = history.flush().await;
+    scheduler.stopped().await;
+    stop_metrics.cancel();
+    if let Some((_, task)) = metrics_server {
+        // Scrapes in progress are answered; a hanging one does not hold the exit.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     stop_watchdog.cancel();
     match flushed {
         Ok(bytes) => tracing::info!(clean, flushed_bytes = bytes, "stopped; history flushed"),

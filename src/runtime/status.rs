@@ -144,6 +144,9 @@ pub struct Totals {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThrottleStatus {
     pub service: String,
+    /// HTTP answers since start (retries and each item of a `$batch` counted).
+    #[serde(default)]
+    pub requests: u64,
     pub throttled: u64,
     pub waited_secs: f64,
 }

@@ -384,6 +384,9 @@ impl Sandbox {
         let text = format!(
             "# crmsync configuration for the sandbox at {control}\n\
              [daemon]\nstate_dir = {state_dir}\n\n\
+             # A free port per rank (several sandboxes may run on one machine): each daemon logs\n\
+             # it and `crmsync status` shows it.\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
              [superoffice]\nbase_url = \"{so}\"\nauth = \"system-user\"\ncontext_identifier = \"{ctx}\"\n\
              client_secret_file = {so_secret}\nprivate_key_file = {so_key}\nsystem_user_token_file = {so_token}\n\n\
              [mail_systems.sandbox]\nkind = \"graph\"\ntenant_id = \"{tenant}\"\nclient_id = \"{client}\"\n\

@@ -80,6 +80,9 @@ pub struct SyncSettings {
     pub delete_guard_min: u64,
     /// How often each (user, kind) compares its pairs with the CRM's current ids.
     pub crm_check_interval: Duration,
+    /// The longest wait between the retries of a user that keeps failing with transient
+    /// errors (the first retry waits one interval, each next one twice as long).
+    pub retry_max: Duration,
     /// The To Do list tasks go to, and the contact folder contacts go to.
     pub task_list: String,
     pub contact_folder: String,

@@ -64,6 +64,7 @@ struct RawSync {
     delete_guard_share: Option<Value>,
     delete_guard_min: Option<Value>,
     crm_check_interval: Option<Value>,
+    retry_max: Option<Value>,
     task_list: Option<Value>,
     contact_folder: Option<Value>,
 }
@@ -285,6 +286,12 @@ pub(super) fn read(layered: config::Config, r: &mut Reader<'_>) -> Option<Settin
             raw.sync.crm_check_interval,
             "1h",
             Duration::from_secs(60),
+        ),
+        retry_max: r.duration(
+            "sync.retry_max",
+            raw.sync.retry_max,
+            "15m",
+            Duration::from_secs(1),
         ),
         task_list: r.string("sync.task_list", raw.sync.task_list, "SuperOffice"),
         contact_folder: r.string(

@@ -51,7 +51,7 @@ impl Sandbox {
     pub fn write_config(&self, extra: &str) {
         let text = format!(
             "[daemon]\nstate_dir = \"{}\"\nshutdown_deadline = \"20s\"\nregistry_poll_interval = \"200ms\"\n\n\
-             [sync]\ninterval = \"1s\"\n\n{extra}",
+             [sync]\ninterval = \"1s\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n{extra}",
             self.state_dir().display()
         );
         std::fs::write(self.config_path(), text).expect("write configuration");

@@ -62,11 +62,13 @@ pub struct CrmNews {
 
 /// What the runtime already read for a pass in its rank-wide round; what is missing the pass
 /// reads itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Prefetched {
     pub crm: Option<CrmNews>,
-    /// The mailbox's changes since the stored cursor (from the batched idle poll).
-    pub mailbox: Option<Changes<MailboxItemId>>,
+    /// The mailbox's answer since the stored cursor (from the batched idle poll): its changes,
+    /// or the error the pass would have met reading them (an expired cursor is read again in
+    /// full by the pass).
+    pub mailbox: Option<Result<Changes<MailboxItemId>, ConnectorError>>,
 }
 
 /// What a pass did, for status and logs.

@@ -42,7 +42,7 @@ pub(super) async fn observe<M: MailboxConnector, C: CrmConnector>(
     let cursors = history.cursors(kind)?;
 
     let read = match prefetched.mailbox {
-        Some(changes) => Ok(changes),
+        Some(answer) => answer,
         None => {
             mailbox
                 .changes(&mref, kind, cursors.mailbox.as_ref(), &spec.window)

@@ -44,6 +44,7 @@ fn sample(rank: Rank) -> RankStatus {
     });
     status.throttle.push(ThrottleStatus {
         service: "graph".into(),
+        requests: 40,
         throttled: 2,
         waited_secs: 1.5,
     });
