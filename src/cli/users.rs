@@ -141,6 +141,15 @@ enum UsersCommand {
         #[arg(value_name = "USER", required = true)]
         users: Vec<String>,
     },
+    /// Try failed or paused users again; their rank's daemon acts within seconds.
+    Resume {
+        #[arg(value_name = "USER", required = true)]
+        users: Vec<String>,
+        /// Let the next pass of each kind through the mass-delete guard: for a user paused
+        /// because many items really were deleted on purpose.
+        #[arg(long)]
+        allow_deletes: bool,
+    },
     /// Remove Selected Users: delete the sync users and exactly their history.
     Remove {
         #[arg(value_name = "USER", required = true)]
@@ -257,6 +266,10 @@ pub fn run(settings: &Settings, args: UsersArgs) -> anyhow::Result<()> {
             } => manage::set(&ctx, &users, kinds, rank, fresh).await,
             UsersCommand::Disable { users } => manage::disable(&ctx, &users),
             UsersCommand::Enable { users } => manage::enable(&ctx, &users),
+            UsersCommand::Resume {
+                users,
+                allow_deletes,
+            } => manage::resume(&ctx, &users, allow_deletes),
             UsersCommand::Remove { users, yes, wait } => {
                 remove::remove(&ctx, &users, yes, wait).await
             }

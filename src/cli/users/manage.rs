@@ -171,8 +171,26 @@ pub fn enable(ctx: &Ctx<'_>, queries: &[String]) -> anyhow::Result<()> {
     })
 }
 
+/// Asks the users' daemons to try them again: a new resume request in each registry entry.
+pub fn resume(ctx: &Ctx<'_>, queries: &[String], allow_deletes: bool) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    change_kinds(ctx, queries, |u| {
+        let generation = u.resume.as_ref().map_or(0, |r| r.generation) + 1;
+        u.resume = Some(crate::registry::Resume {
+            generation,
+            allow_deletes,
+            at: now,
+        });
+        Ok(if allow_deletes {
+            "resumed; its next pass of each kind may delete what was deleted on the other side"
+        } else {
+            "resumed"
+        })
+    })
+}
+
 /// A rank's status file as far as `list` reads it (`STATE_DIR/rank-N/status.json`, written
-/// by the daemon): `{"users": [{"id": "...", "state": "failed", "reason": "..."}]}`.
+/// by the daemon): `{"users": [{"id": "...", "state": "failed", "detail": "..."}]}`.
 #[derive(Deserialize)]
 struct StatusFile {
     #[serde(default)]
@@ -185,11 +203,12 @@ struct StatusUser {
     #[serde(default)]
     state: Option<String>,
     #[serde(default)]
-    reason: Option<String>,
+    detail: Option<String>,
 }
 
-/// Failed users of a rank with their reasons; an absent or unreadable file is no news.
-fn failures(state_dir: &Path, rank: Rank) -> BTreeMap<String, String> {
+/// The users of a rank its daemon holds back (failed, paused, backing off), with the state
+/// and the reason; an absent or unreadable file is no news.
+fn failures(state_dir: &Path, rank: Rank) -> BTreeMap<String, (&'static str, String)> {
     let path = state_dir.join(rank.dir_name()).join("status.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return BTreeMap::new();
@@ -198,8 +217,15 @@ fn failures(state_dir: &Path, rank: Rank) -> BTreeMap<String, String> {
         Ok(status) => status
             .users
             .into_iter()
-            .filter(|u| u.state.as_deref() == Some("failed"))
-            .map(|u| (u.id, u.reason.unwrap_or_default()))
+            .filter_map(|u| {
+                let state = match u.state.as_deref() {
+                    Some("failed") => "failed",
+                    Some("paused") => "paused",
+                    Some("backing_off") => "backing off",
+                    _ => return None,
+                };
+                Some((u.id, (state, u.detail.unwrap_or_default())))
+            })
             .collect(),
         Err(e) => {
             eprintln!(
@@ -234,7 +260,7 @@ pub fn list(ctx: &Ctx<'_>, only: Option<Rank>, json: bool) -> anyhow::Result<()>
     let registry = ctx.store.registry()?;
     let mut pending = ctx.store.pending()?;
     prune_saved(&mut pending, &registry);
-    let mut failed: BTreeMap<Rank, BTreeMap<String, String>> = BTreeMap::new();
+    let mut failed: BTreeMap<Rank, BTreeMap<String, (&'static str, String)>> = BTreeMap::new();
     let mut rows = Vec::new();
     for u in registry
         .users
@@ -246,10 +272,10 @@ pub fn list(ctx: &Ctx<'_>, only: Option<Rank>, json: bool) -> anyhow::Result<()>
             .or_insert_with(|| failures(state_dir, u.rank))
             .get(u.id.as_str())
             .cloned();
-        let state = match (&reason, u.is_disabled()) {
-            (_, true) => "disabled",
-            (Some(_), false) => "failed",
-            (None, false) => "active",
+        let (state, reason) = match (reason, u.is_disabled()) {
+            (_, true) => ("disabled", None),
+            (Some((held, why)), false) => (held, Some(why)),
+            (None, false) => ("active", None),
         };
         rows.push(Row {
             id: Some(u.id.to_string()),
@@ -264,7 +290,7 @@ pub fn list(ctx: &Ctx<'_>, only: Option<Rank>, json: bool) -> anyhow::Result<()>
             rank: Some(u.rank),
             moved_from: u.moved_from,
             state,
-            reason: reason.filter(|_| state == "failed"),
+            reason,
             since: u.created,
         });
     }
