@@ -389,3 +389,113 @@ fn read_mailbox(world: &World, dump: &Value, items: &mut UserItems) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(title: &str) -> Facts {
+        Facts {
+            title: title.into(),
+            when: "2026-11-23T09:00:00".into(),
+            done: false,
+        }
+    }
+
+    fn crm(id: u32, title: &str) -> CrmItem {
+        CrmItem {
+            kind: Kind::Diary,
+            id,
+            facts: facts(title),
+        }
+    }
+
+    fn copy(id: &str, stamp: Option<u32>, title: &str) -> MailboxItem {
+        MailboxItem {
+            kind: Kind::Diary,
+            id: id.into(),
+            stamp,
+            facts: facts(title),
+        }
+    }
+
+    fn user() -> Linked {
+        Linked {
+            login: "U00001".into(),
+            associate_id: 100_001,
+            mailbox: "user00001@tenant.example".into(),
+            mailbox_id: "m1".into(),
+            rank: 1,
+        }
+    }
+
+    fn check(items: &UserItems) -> Comparison {
+        let mut out = Comparison::default();
+        compare_kind(&user(), Kind::Diary, items, &mut out);
+        out
+    }
+
+    #[test]
+    fn items_in_step_on_both_sides_have_converged() {
+        let items = UserItems {
+            crm: vec![crm(1, "Review"), crm(2, "Demo")],
+            mailbox: vec![copy("a", Some(1), "Review"), copy("b", Some(2), "Demo")],
+        };
+        let out = check(&items);
+        assert!(out.converged(), "{out:?}");
+        assert_eq!(items.pairs(Kind::Diary).len(), 2);
+    }
+
+    #[test]
+    fn every_way_of_differing_is_named_with_user_kind_and_item() {
+        let items = UserItems {
+            crm: vec![crm(1, "Review"), crm(2, "Demo"), crm(3, "Lunch")],
+            mailbox: vec![
+                copy("a", Some(1), "Review (renamed)"),
+                copy("b", Some(2), "Demo"),
+                copy("c", Some(2), "Demo"),
+                copy("d", None, "Training"),
+                copy("e", Some(9), "Gone"),
+            ],
+        };
+        let out = check(&items);
+        let text: Vec<String> = out.differences.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("U00001 diary: CRM item 1 is \"Review\"")
+                    && t.contains("mailbox copy is \"Review (renamed)\"")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("CRM item 3 \"Lunch\"")
+                    && t.contains("has no copy in the mailbox")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("\"Training\"") && t.contains("not stamped")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("CRM item 9, which the CRM no longer has")),
+            "{text:#?}"
+        );
+        // One extra copy of item 2: one duplicate, counted once although it is held twice
+        // by stamp and by content.
+        assert_eq!(out.duplicates.len(), 1, "{:#?}", out.duplicates);
+        assert!(out.duplicates[0].what.contains("2 times"));
+        assert!(!out.converged());
+    }
+
+    #[test]
+    fn the_same_item_twice_in_the_crm_is_a_duplicate() {
+        let items = UserItems {
+            crm: vec![crm(1, "Review"), crm(2, "Review")],
+            mailbox: vec![copy("a", Some(1), "Review"), copy("b", Some(2), "Review")],
+        };
+        let out = check(&items);
+        assert_eq!(out.duplicates.len(), 2, "{:#?}", out.duplicates);
+    }
+}
