@@ -159,8 +159,15 @@ pub async fn run(
             report.finish(&world, &users, comparison);
             report
         }
+        Err(DemoError::Interrupted) => return Err(DemoError::Interrupted),
         Err(e) => {
             world.keep_on_failure();
+            if let Some(dir) = world.kept(false) {
+                eprintln!(
+                    "crmsync demo: kept {} (configuration, state, each daemon's rank-N.log)",
+                    dir.display()
+                );
+            }
             return Err(e);
         }
     };
