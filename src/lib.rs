@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod connector;
+pub mod demo;
 pub mod engine;
 pub mod exit;
 pub mod history;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod history;
 mod sandbox;
 mod status;
@@ -53,6 +54,9 @@ enum Command {
     /// Show every rank: whether its daemon runs, its users, last passes, counts, errors and
     /// throttling. Exits 1 when a rank is down or stale (see --help).
     Status(status::StatusArgs),
+    /// Try crmsync on this machine: the sandbox, the admin panel, two rank daemons, a round of
+    /// users' edits, and a summary. Exits 0 when both sides converged without duplicates.
+    Demo(demo::DemoArgs),
     /// Serve emulated SuperOffice and Microsoft Graph APIs on loopback until SIGTERM/SIGINT.
     Sandbox(Box<sandbox::SandboxArgs>),
     /// Link associates to mailboxes and manage the sync users (the admin panel).
@@ -118,6 +122,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         {
             return exit::USAGE;
         }
+        if let Some(crate::demo::DemoError::Usage(_)) = cause.downcast_ref() {
+            return exit::USAGE;
+        }
     }
     exit::FAILURE
 }
@@ -150,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             users::run(&loaded.settings, args)?;
             Ok(exit::OK)
         }
+        Command::Demo(args) => demo::demo(args),
         Command::Sandbox(args) => {
             let logging = crate::settings::LogSettings {
                 format: crate::settings::LogFormat::Text,

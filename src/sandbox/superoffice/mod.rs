@@ -39,6 +39,14 @@ pub use model::{
 
 type AppState = Arc<SandboxState>;
 
+/// An associate's items (see [`SuperOfficeStore::associate_items`]).
+#[derive(Debug, Clone)]
+pub struct AssociateItems {
+    /// Each appointment with whether it is a to-do.
+    pub appointments: Vec<(Appointment, bool)>,
+    pub persons: Vec<Person>,
+}
+
 /// How long NetServer keeps the primary keys of a paged query ("This cache dies 60 seconds
 /// after the last call").
 const PAGE_CACHE_SECS: i64 = 60;
@@ -138,6 +146,29 @@ impl SuperOfficeStore {
     /// The associate that API writes are recorded as (`UpdatedBy`).
     pub fn api_associate(&self) -> u32 {
         self.read().data.api_associate
+    }
+
+    /// What an associate has now: its appointments and to-dos (each with whether it is a
+    /// to-do), and the persons of the companies where it is our contact. `None` for an
+    /// unknown associate. For `crmsync demo`, which compares both sides without a client.
+    pub fn associate_items(&self, id: u32) -> Option<AssociateItems> {
+        let inner = self.read();
+        let data = &inner.data;
+        data.associates.get(&id)?;
+        let appointments = data
+            .appointments_of(id)
+            .filter_map(|i| data.appointments.get(&i))
+            .map(|a| (a.clone(), data.is_todo(a)))
+            .collect();
+        let persons = data
+            .companies_of(id)
+            .flat_map(|c| data.persons_of_company(c))
+            .filter_map(|p| data.persons.get(&p).cloned())
+            .collect();
+        Some(AssociateItems {
+            appointments,
+            persons,
+        })
     }
 
     /// Is `id` one of the tenant's appointment ids that are to-dos?
