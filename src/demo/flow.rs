@@ -58,6 +58,9 @@ pub struct World {
     pub tenant: String,
     pub task_list: String,
     pub contact_folder: String,
+    /// The daemons' status files when they were stopped for the edits: their totals count
+    /// since each start, so the summary adds these to the final ones.
+    pub earlier: Vec<crate::runtime::status::RankStatus>,
 }
 
 impl World {
@@ -103,6 +106,7 @@ impl World {
             tenant,
             task_list: "SuperOffice".into(),
             contact_folder: "SuperOffice".into(),
+            earlier: Vec::new(),
         })
     }
 
@@ -186,7 +190,7 @@ impl World {
 }
 
 /// The demo's settings after the sandbox's: a short interval, JSON logs (the demo reads the
-/// daemons' pass lines), metrics on free ports.
+/// daemons' pass lines). The sandbox's configuration already puts metrics on free ports.
 fn append_settings(config: &Path, interval: Duration) -> Result<(), DemoError> {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
@@ -195,7 +199,7 @@ fn append_settings(config: &Path, interval: Duration) -> Result<(), DemoError> {
         .map_err(DemoError::io(format!("cannot extend {}", config.display())))?;
     let text = format!(
         "\n# crmsync demo\n[sync]\ninterval = \"{}ms\"\nconflict_policy = \"newest\"\n\n\
-         [log]\nformat = \"json\"\nlevel = \"info\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+         [log]\nformat = \"json\"\nlevel = \"info\"\n",
         interval.as_millis().max(100)
     );
     file.write_all(text.as_bytes())
@@ -356,6 +360,17 @@ pub async fn scenario(
     // edits of the conflict surely fall between two passes of their user.
     progress.update("stopping the daemons for the users' edits");
     report.stopped_for_edits = world.daemons.stop_all().await;
+    world.earlier = [1u16, 2]
+        .into_iter()
+        .filter_map(|r| r.to_string().parse::<crate::registry::Rank>().ok())
+        .filter_map(|r| {
+            crate::runtime::status::RankStatus::read(&crate::runtime::status::status_path(
+                &world.state_dir,
+                r,
+            ))
+            .ok()
+        })
+        .collect();
     let round = edits::apply(world, &users, &comparison)?;
     progress.done(&format!("{} edits made as users would", round.len()));
     report.restarted_pids = start_daemons(world, progress)?;

@@ -160,13 +160,11 @@ impl Report {
         };
         let mut waited: BTreeMap<String, f64> = BTreeMap::new();
         let mut status_passes = 0;
-        for rank in [1u16, 2] {
-            let Ok(rank) = rank.to_string().parse::<Rank>() else {
-                continue;
-            };
-            let Ok(status) = RankStatus::read(&status_path(&world.state_dir, rank)) else {
-                continue;
-            };
+        let last = [1u16, 2].into_iter().filter_map(|rank| {
+            let rank = rank.to_string().parse::<Rank>().ok()?;
+            RankStatus::read(&status_path(&world.state_dir, rank)).ok()
+        });
+        for status in world.earlier.iter().cloned().chain(last) {
             status_passes += status.totals.passes;
             from_status.created += status.totals.created;
             from_status.updated += status.totals.updated;
