@@ -95,6 +95,9 @@ impl Rig {
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
             .envs(env.iter().copied());
+        if std::env::var_os("RANK_DAEMONS_DEBUG").is_some() {
+            cmd.env("CRMSYNC__LOG__LEVEL", "debug");
+        }
         let daemon = Daemon::spawn(cmd);
         daemon.wait_serving();
         daemon
@@ -150,7 +153,7 @@ impl Rig {
 
     /// Waits until every user in `users` has as many events as CRM appointments (and at
     /// least `at_least`), with no stamp twice.
-    fn wait_converged(&self, users: &[&str], at_least: usize) {
+    fn wait_converged(&self, users: &[&str], at_least: usize, daemons: &[&Daemon]) {
         let deadline = Instant::now() + CONVERGENCE;
         loop {
             let behind: Vec<String> = users
@@ -165,13 +168,19 @@ impl Rig {
             if behind.is_empty() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "not converged: {}\nrank 1: {:#}\nrank 2: {:#}",
-                behind.join("; "),
-                self.status(1)["errors"],
-                self.status(2)["errors"]
-            );
+            if Instant::now() >= deadline {
+                for daemon in daemons {
+                    let lines = daemon.log.all();
+                    let tail = lines.len().saturating_sub(80);
+                    eprintln!("daemon {} log:\n{}", daemon.pid(), lines[tail..].join("\n"));
+                }
+                panic!(
+                    "not converged: {}\nrank 1: {:#}\nrank 2: {:#}",
+                    behind.join("; "),
+                    self.status(1),
+                    self.status(2)
+                );
+            }
             std::thread::sleep(Duration::from_millis(500));
         }
     }
@@ -256,7 +265,7 @@ fn two_rank_daemons_sync_only_their_own_users_converge_and_survive_a_stop_mid_pa
     // Rank 1 gets one second to stop: its pass is cut off between two writes, not finished.
     let mut one = rig.daemon_with(1, &[("CRMSYNC__DAEMON__SHUTDOWN_DEADLINE", "1s")]);
     let mut two = rig.daemon(2);
-    rig.wait_converged(&all, 3);
+    rig.wait_converged(&all, 3, &[&one, &two]);
 
     // Each daemon asked the mail system only about its own users' mailboxes.
     let rank_of_mailbox: BTreeMap<&str, u16> = rig
@@ -356,7 +365,7 @@ fn two_rank_daemons_sync_only_their_own_users_converge_and_survive_a_stop_mid_pa
         rig.control(reqwest::Method::DELETE, &format!("/faults/{id}"), None);
     }
     let mut one = rig.daemon(1);
-    rig.wait_converged(&all, 3);
+    rig.wait_converged(&all, 3, &[&one, &two]);
     let (crm, mailbox, twice) = rig.diary(busy);
     assert!(
         crm >= 15 && crm == mailbox && twice.is_empty(),
@@ -394,7 +403,7 @@ fn a_gone_mailbox_fails_its_user_and_a_throttled_one_backs_off_while_the_others_
 
     let mut daemon = rig.daemon(1);
     let calm = ["u0", "u1", "u2", "u3"];
-    rig.wait_converged(&calm, 2);
+    rig.wait_converged(&calm, 2, &[&daemon]);
 
     let failed = rig.wait_status(1, "ghost failed", |s| {
         user_status(s, "ghost")["state"] == "failed"
@@ -445,5 +454,114 @@ fn a_gone_mailbox_fails_its_user_and_a_throttled_one_backs_off_while_the_others_
     daemon
         .log
         .wait_for_all(&["resumed by an operator", "user=ghost"]);
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+/// The value of the first sample whose name is `name` and whose labels include `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// Requests of the sandbox's log since it was last cleared, by service: round trips only
+/// (the items of a `$batch` are logged besides it and not counted).
+fn round_trips(rig: &Rig) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for r in rig.sandbox.get("/requests").as_array().into_iter().flatten() {
+        if r["batch"].is_null() {
+            let service = r["emulator"].as_str().unwrap_or("?").to_string();
+            *counts.entry(service).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn idle_ticks_cost_one_batch_per_twenty_pairs_and_a_few_crm_reads_and_metrics_show_the_work() {
+    const USERS: usize = 40;
+    let mut rig = Rig::start("generated:users=40,events=2,tasks=1,contacts=0,seed=5");
+    for (i, mailbox) in rig.mailboxes().into_iter().enumerate() {
+        rig.add_user(&format!("u{i:02}"), 100_000 + i as u32, mailbox, 1);
+    }
+    rig.write_registry();
+    let ids: Vec<String> = rig.users.keys().cloned().collect();
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut daemon = rig.daemon(1);
+    rig.wait_converged(&all, 2, &[&daemon]);
+    // Settled: every user ok, a pass of each kind behind it.
+    let settled = rig.wait_status(1, "every user ok with both kinds passed", |s| {
+        s["users"].as_array().is_some_and(|users| {
+            users.len() == USERS
+                && users.iter().all(|u| {
+                    u["state"] == "ok"
+                        && u["kinds"]["diary"]["passes"].as_u64().unwrap_or(0) > 1
+                        && u["kinds"]["task"]["passes"].as_u64().unwrap_or(0) > 1
+                })
+        })
+    });
+
+    // Idle ticks: nothing changes anywhere. Count the round trips of several of them.
+    rig.control(reqwest::Method::DELETE, "/requests", None);
+    let first = rig.status(1)["tick"].as_u64().unwrap_or(0);
+    const TICKS: u64 = 5;
+    let later = rig.wait_status(1, "five more ticks", |s| {
+        s["tick"].as_u64().unwrap_or(0) >= first + TICKS + 1
+    });
+    let ticks = later["tick"].as_u64().unwrap_or(0) - first;
+    let trips = round_trips(&rig);
+    let pairs = (USERS * 2) as f64;
+    let graph = trips.get("graph").copied().unwrap_or(0) as f64 / ticks as f64;
+    let crm = trips.get("superoffice").copied().unwrap_or(0) as f64 / ticks as f64;
+    eprintln!(
+        "idle ticks: {ticks}; per tick: {graph:.1} Graph round trips for {pairs} (user, kind) pairs \
+         ({:.1} pairs per round trip), {crm:.1} SuperOffice requests",
+        pairs / graph.max(f64::MIN_POSITIVE)
+    );
+    // One `$batch` per 20 pairs (the last tick may be cut off half-way: one batch of slack),
+    // and a constant number of CRM reads per kind, whatever the number of users.
+    assert!(
+        graph <= (pairs / 20.0).ceil() + 1.0,
+        "{graph} Graph round trips per idle tick: {trips:?}"
+    );
+    assert!(crm <= 8.0, "{crm} SuperOffice requests per idle tick: {trips:?}");
+
+    // The metrics endpoint shows the work.
+    let addr = settled["metrics_addr"]
+        .as_str()
+        .expect("the status names the metrics address")
+        .to_string();
+    let text = reqwest::blocking::get(format!("http://{addr}/metrics"))
+        .and_then(|r| r.text())
+        .expect("scrape /metrics");
+    let present = |name: &str, labels: &[(&str, &str)]| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
+    };
+    assert!(present("crmsync_passes_total", &[("kind", "diary"), ("result", "ok")]) > 0.0);
+    assert!(present("crmsync_pass_duration_seconds_count", &[("kind", "diary")]) > 0.0);
+    assert!(
+        present(
+            "crmsync_items_total",
+            &[("kind", "diary"), ("operation", "created")]
+        ) > 0.0
+    );
+    present("crmsync_conflicts_total", &[("kind", "diary")]);
+    present("crmsync_errors_total", &[("class", "transient")]);
+    assert!(present("crmsync_http_requests_total", &[("service", "graph")]) > 0.0);
+    assert!(present("crmsync_http_requests_total", &[("service", "superoffice")]) > 0.0);
+    present("crmsync_http_throttled_total", &[("service", "superoffice")]);
+    present("crmsync_throttle_wait_seconds_total", &[("service", "graph")]);
+    present("crmsync_limiter_queue_depth", &[("service", "graph")]);
+    assert_eq!(present("crmsync_users", &[("state", "ok")]), USERS as f64);
+    assert!(present("crmsync_history_size_bytes", &[]) > 0.0);
+    assert!(present("crmsync_ticks_total", &[]) > 0.0);
     assert_eq!(daemon.stop().code(), Some(0));
 }
