@@ -176,3 +176,40 @@ fn secrets_come_from_the_credentials_directory() {
     assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("$CREDENTIALS_DIRECTORY is not set"));
 }
+
+#[test]
+fn the_superoffice_budget_and_its_sharers_are_shown() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config_with_connections("x", "");
+    let out = sandbox
+        .command(&["config", "check"])
+        .env("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS", "12")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .to_string()
+    };
+    assert!(
+        line("calls_per_second = 10").contains("built-in default"),
+        "{text}"
+    );
+    assert!(
+        line("shared_by_ranks = 12").contains("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS"),
+        "{text}"
+    );
+
+    let out = sandbox
+        .command(&["config", "check"])
+        .env("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    assert!(err.contains("superoffice.shared_by_ranks"), "{err}");
+    assert!(err.contains("from 1 to 999"), "{err}");
+}
