@@ -27,7 +27,7 @@ fn an_invalid_value_exits_78_and_names_the_key_and_line() {
     assert_eq!(out.status.code(), Some(78));
     let err = stderr(&out);
     assert!(
-        err.contains("crmsync.toml:10: history.cache_capacity_mib"),
+        err.contains("crmsync.toml:13: history.cache_capacity_mib"),
         "{err}"
     );
     assert!(stdout(&out).is_empty());
@@ -46,7 +46,7 @@ fn an_unknown_key_is_refused() {
     assert_eq!(out.status.code(), Some(78));
     let err = stderr(&out);
     assert!(
-        err.contains("crmsync.toml:10: history.cache_capacity_mb: unknown key"),
+        err.contains("crmsync.toml:13: history.cache_capacity_mb: unknown key"),
         "{err}"
     );
     assert!(
@@ -103,7 +103,7 @@ fn a_toml_syntax_error_names_line_and_column() {
     let out = sandbox.run(&["config", "check"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(
-        stderr(&out).contains("crmsync.toml:10:10: not valid TOML"),
+        stderr(&out).contains("crmsync.toml:13:10: not valid TOML"),
         "{}",
         stderr(&out)
     );
