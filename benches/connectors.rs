@@ -12,7 +12,7 @@ use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::connector::{CrmConnector, MailboxConnector, MailboxRef};
 use crmsync::sandbox::{Emulator, LogQuery, Sandbox, SandboxOptions, Scenario};
 use crmsync::settings::{
-    MailSystemKind, MailSystemSettings, Secret, SuperOfficeAuth, SuperOfficeSettings,
+    CallBudget, MailSystemKind, MailSystemSettings, Secret, SuperOfficeAuth, SuperOfficeSettings,
 };
 
 /// Quotas that never bind: the bench measures the client, not the pace the quotas set.
@@ -67,9 +67,10 @@ fn bench_clients(c: &mut Criterion) {
                 private_key: Secret::new(creds.superoffice_private_key_pem.clone()),
                 system_user_token: Secret::new(creds.superoffice_system_user_token.clone()),
             },
+            budget: CallBudget::default(),
         },
         SuperOfficeOptions {
-            limits: unlimited(),
+            limits: Some(unlimited()),
             ..SuperOfficeOptions::default()
         },
     )

@@ -27,7 +27,7 @@ fn an_invalid_value_exits_78_and_names_the_key_and_line() {
     assert_eq!(out.status.code(), Some(78));
     let err = stderr(&out);
     assert!(
-        err.contains("crmsync.toml:10: history.cache_capacity_mib"),
+        err.contains("crmsync.toml:13: history.cache_capacity_mib"),
         "{err}"
     );
     assert!(stdout(&out).is_empty());
@@ -46,7 +46,7 @@ fn an_unknown_key_is_refused() {
     assert_eq!(out.status.code(), Some(78));
     let err = stderr(&out);
     assert!(
-        err.contains("crmsync.toml:10: history.cache_capacity_mb: unknown key"),
+        err.contains("crmsync.toml:13: history.cache_capacity_mb: unknown key"),
         "{err}"
     );
     assert!(
@@ -103,7 +103,7 @@ fn a_toml_syntax_error_names_line_and_column() {
     let out = sandbox.run(&["config", "check"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(
-        stderr(&out).contains("crmsync.toml:10:10: not valid TOML"),
+        stderr(&out).contains("crmsync.toml:13:10: not valid TOML"),
         "{}",
         stderr(&out)
     );
@@ -175,4 +175,41 @@ fn secrets_come_from_the_credentials_directory() {
     let out = sandbox.run(&["config", "check"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("$CREDENTIALS_DIRECTORY is not set"));
+}
+
+#[test]
+fn the_superoffice_budget_and_its_sharers_are_shown() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config_with_connections("x", "");
+    let out = sandbox
+        .command(&["config", "check"])
+        .env("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS", "12")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .to_string()
+    };
+    assert!(
+        line("calls_per_second = 10").contains("built-in default"),
+        "{text}"
+    );
+    assert!(
+        line("shared_by_ranks = 12").contains("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS"),
+        "{text}"
+    );
+
+    let out = sandbox
+        .command(&["config", "check"])
+        .env("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    assert!(err.contains("superoffice.shared_by_ranks"), "{err}");
+    assert!(err.contains("from 1 to 999"), "{err}");
 }

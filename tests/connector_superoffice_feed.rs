@@ -28,11 +28,11 @@ async fn start(scenario: Scenario) -> Sandbox {
 fn client(sandbox: &Sandbox, page_size: usize) -> SuperOfficeClient {
     let options = SuperOfficeOptions {
         page_size,
-        limits: LimiterSettings {
+        limits: Some(LimiterSettings {
             per_key: None,
             concurrency_per_key: Some(16),
             global: None,
-        },
+        }),
         ..common::superoffice::client_options(sandbox.state())
     };
     SuperOfficeClient::new(

@@ -82,11 +82,11 @@ async fn generated_items_survive_create_read_update_read() {
         .await
         .unwrap();
     let options = SuperOfficeOptions {
-        limits: LimiterSettings {
+        limits: Some(LimiterSettings {
             per_key: None,
             concurrency_per_key: Some(8),
             global: None,
-        },
+        }),
         ..common::superoffice::client_options(sandbox.state())
     };
     let client = SuperOfficeClient::new(

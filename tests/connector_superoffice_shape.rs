@@ -12,7 +12,7 @@ use crmsync::connector::model::{CrmId, DiaryItem, Item, Kind, ShowAs, Version, W
 use crmsync::connector::superoffice::cursor::{AppointmentCursor, Feed, LogFeed};
 use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::connector::{ConnectorError, CrmConnector};
-use crmsync::settings::{Secret, SuperOfficeAuth, SuperOfficeSettings};
+use crmsync::settings::{CallBudget, Secret, SuperOfficeAuth, SuperOfficeSettings};
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::sha2::Sha256;
@@ -77,6 +77,7 @@ fn online_settings(server: &MockServer) -> SuperOfficeSettings {
             private_key: Secret::new(crmsync::sandbox::scenario::SANDBOX_PARTNER_PRIVATE_KEY_PEM),
             system_user_token: Secret::new(TOKEN),
         },
+        budget: CallBudget::default(),
     }
 }
 
@@ -325,6 +326,7 @@ fn basic_settings(server: &MockServer) -> SuperOfficeSettings {
             username: "crmsync".into(),
             password: Secret::new("p@ss:word"),
         },
+        budget: CallBudget::default(),
     }
 }
 

@@ -168,11 +168,15 @@ pub trait MailboxConnector: Send + Sync {
         stamp: &Stamp,
     ) -> impl Future<Output = Result<Written<MailboxItemId>, ConnectorError>> + Send;
 
+    /// Writes `item` over the mailbox item. With `expected` (the version the decision was
+    /// based on), only if the item is still at it: [`ConnectorError::Conflict`] if someone
+    /// changed it since, and the item is left as it is.
     fn update(
         &self,
         mailbox: &MailboxRef,
         id: &MailboxItemId,
         item: &Item,
+        expected: Option<&Version>,
     ) -> impl Future<Output = Result<Written<MailboxItemId>, ConnectorError>> + Send;
 
     fn delete(

@@ -311,6 +311,11 @@ impl Limiter {
         }
     }
 
+    /// The limits this limiter enforces (for logs and tests).
+    pub fn settings(&self) -> LimiterSettings {
+        self.settings
+    }
+
     pub fn stats(&self) -> LimiterStats {
         let keys = self.slots.lock().map(|s| s.len()).unwrap_or(0)
             + self.pauses.lock().map(|p| p.len()).unwrap_or(0);

@@ -388,7 +388,10 @@ impl Sandbox {
              # it and `crmsync status` shows it.\n\
              [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
              [superoffice]\nbase_url = \"{so}\"\nauth = \"system-user\"\ncontext_identifier = \"{ctx}\"\n\
-             client_secret_file = {so_secret}\nprivate_key_file = {so_key}\nsystem_user_token_file = {so_token}\n\n\
+             client_secret_file = {so_secret}\nprivate_key_file = {so_key}\nsystem_user_token_file = {so_token}\n\
+             # The sandbox enforces the tenant's 10 calls per second: set this to the number of\n\
+             # rank daemons started against it, so that together they stay within it.\n\
+             #shared_by_ranks = 1\n\n\
              [mail_systems.sandbox]\nkind = \"graph\"\ntenant_id = \"{tenant}\"\nclient_id = \"{client}\"\n\
              client_secret_file = {graph_secret}\nbase_url = \"{graph}\"\nauthority_url = \"{authority}\"\n",
             state_dir = quoted(state_dir),

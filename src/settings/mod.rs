@@ -128,6 +128,28 @@ impl MetricsSettings {
 pub struct SuperOfficeSettings {
     pub base_url: Url,
     pub auth: SuperOfficeAuth,
+    pub budget: CallBudget,
+}
+
+/// The tenant's request budget and how many rank daemons share it. SuperOffice limits the
+/// tenant, not a client: every rank daemon (of every host) that uses the tenant draws on the
+/// same budget, so each takes an equal share of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBudget {
+    /// `[superoffice] calls_per_second`: the tenant's whole budget.
+    pub calls_per_second: NonZeroU32,
+    /// `[superoffice] shared_by_ranks`: the rank daemons that draw on it.
+    pub shared_by_ranks: NonZeroU32,
+}
+
+impl Default for CallBudget {
+    /// SuperOffice's documented "no more than 10 API calls per second", for one daemon.
+    fn default() -> Self {
+        CallBudget {
+            calls_per_second: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            shared_by_ranks: NonZeroU32::MIN,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

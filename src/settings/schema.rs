@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::reader::Reader;
 use super::{
-    DaemonSettings, HistorySettings, LogFormat, LogSettings, MailSystemKind, MailSystemSettings,
-    MetricsSettings, Settings, SuperOfficeAuth, SuperOfficeSettings, SyncSettings,
+    CallBudget, DaemonSettings, HistorySettings, LogFormat, LogSettings, MailSystemKind,
+    MailSystemSettings, MetricsSettings, Settings, SuperOfficeAuth, SuperOfficeSettings,
+    SyncSettings,
 };
 use crate::engine::ConflictPolicy;
 use crate::registry::Rank;
@@ -98,6 +99,8 @@ struct RawSuperOffice {
     private_key_credential: Option<Value>,
     system_user_token_file: Option<Value>,
     system_user_token_credential: Option<Value>,
+    calls_per_second: Option<Value>,
+    shared_by_ranks: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -368,6 +371,23 @@ fn read_superoffice(so: RawSuperOffice, r: &mut Reader<'_>) -> Option<SuperOffic
         "system-user",
         &["system-user", "basic"],
     );
+    // Read before the authentication, whose missing keys end the section early.
+    let budget = CallBudget {
+        calls_per_second: NonZeroU32::new(r.uint(
+            "superoffice.calls_per_second",
+            so.calls_per_second,
+            10,
+            1..=1000,
+        ) as u32)
+        .unwrap_or(NonZeroU32::MIN),
+        shared_by_ranks: NonZeroU32::new(r.uint(
+            "superoffice.shared_by_ranks",
+            so.shared_by_ranks,
+            1,
+            1..=999,
+        ) as u32)
+        .unwrap_or(NonZeroU32::MIN),
+    };
     let auth = if auth == "basic" {
         not_used_with(
             r,
@@ -447,6 +467,7 @@ fn read_superoffice(so: RawSuperOffice, r: &mut Reader<'_>) -> Option<SuperOffic
     Some(SuperOfficeSettings {
         base_url: base_url?,
         auth,
+        budget,
     })
 }
 

@@ -304,6 +304,57 @@ client_secret_file = "{}"
 }
 
 #[test]
+fn the_superoffice_budget_and_its_sharers_are_read_and_checked() {
+    let case = Case::new().env("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS", "3");
+    let password = case.file("password", "x");
+    let basic = format!(
+        "[superoffice]\nbase_url = \"https://crm.example.com\"\nauth = \"basic\"\nusername = \"u\"\npassword_file = \"{}\"\n",
+        password.display()
+    );
+    let loaded = case
+        .load(&format!("{basic}calls_per_second = 20\n"))
+        .unwrap();
+    let so = loaded.settings.superoffice.as_ref().unwrap();
+    assert_eq!(so.budget.calls_per_second.get(), 20);
+    assert_eq!(so.budget.shared_by_ranks.get(), 3);
+    let shown = effective(&loaded);
+    assert_eq!(shown["superoffice.calls_per_second"].0, "20");
+    assert_eq!(shown["superoffice.shared_by_ranks"].0, "3");
+    assert!(
+        shown["superoffice.shared_by_ranks"]
+            .1
+            .contains("CRMSYNC__SUPEROFFICE__SHARED_BY_RANKS"),
+        "{shown:?}"
+    );
+
+    // Defaults: SuperOffice's documented 10 calls per second, for one daemon.
+    let defaults = Case::new().load(&basic).unwrap();
+    let so = defaults.settings.superoffice.unwrap();
+    assert_eq!(so.budget, CallBudget::default());
+    assert_eq!(so.budget.calls_per_second.get(), 10);
+    assert_eq!(so.budget.shared_by_ranks.get(), 1);
+
+    // Out of range, and reported even when the authentication is incomplete.
+    let problems = Case::new().problems(
+        "[superoffice]\nbase_url = \"https://crm.example.com\"\nauth = \"basic\"\ncalls_per_second = 0\nshared_by_ranks = 1000\n",
+    );
+    let by_key: BTreeMap<&str, &Problem> = problems.iter().map(|p| (p.key.as_str(), p)).collect();
+    assert!(
+        by_key["superoffice.calls_per_second"]
+            .message
+            .contains("from 1 to 1000"),
+        "{problems:?}"
+    );
+    assert!(
+        by_key["superoffice.shared_by_ranks"]
+            .message
+            .contains("from 1 to 999"),
+        "{problems:?}"
+    );
+    assert!(by_key.contains_key("superoffice.username"), "{problems:?}");
+}
+
+#[test]
 fn keys_of_the_other_superoffice_authentication_are_flagged() {
     let case = Case::new();
     let problems = case.problems(

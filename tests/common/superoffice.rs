@@ -205,7 +205,7 @@ fn signing_produces_three_parts() {
 pub fn system_user_settings(
     state: &crmsync::sandbox::SandboxState,
 ) -> crmsync::settings::SuperOfficeSettings {
-    use crmsync::settings::{Secret, SuperOfficeAuth, SuperOfficeSettings};
+    use crmsync::settings::{CallBudget, Secret, SuperOfficeAuth, SuperOfficeSettings};
     let c = state.credentials();
     SuperOfficeSettings {
         base_url: state.urls.superoffice.clone(),
@@ -215,6 +215,7 @@ pub fn system_user_settings(
             private_key: Secret::new(c.superoffice_private_key_pem),
             system_user_token: Secret::new(c.superoffice_system_user_token),
         },
+        budget: CallBudget::default(),
     }
 }
 
@@ -222,7 +223,7 @@ pub fn system_user_settings(
 pub fn basic_settings(
     state: &crmsync::sandbox::SandboxState,
 ) -> crmsync::settings::SuperOfficeSettings {
-    use crmsync::settings::{Secret, SuperOfficeAuth, SuperOfficeSettings};
+    use crmsync::settings::{CallBudget, Secret, SuperOfficeAuth, SuperOfficeSettings};
     let c = state.credentials();
     SuperOfficeSettings {
         base_url: state.urls.superoffice_tenant.clone(),
@@ -230,6 +231,7 @@ pub fn basic_settings(
             username: c.superoffice_username,
             password: Secret::new(c.superoffice_password),
         },
+        budget: CallBudget::default(),
     }
 }
 

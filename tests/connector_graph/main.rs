@@ -7,6 +7,7 @@
 mod common;
 
 mod behaviour;
+mod conflicts;
 mod harness;
 mod poll_batch;
 mod shapes;

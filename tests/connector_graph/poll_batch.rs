@@ -186,6 +186,7 @@ async fn a_run_of_writes_goes_in_batches_and_answers_each_write() {
         Write::Update {
             id: made.id.clone(),
             item: Item::Diary(changed.clone()),
+            expected: Some(made.version.clone()),
         },
         Write::Delete {
             kind: Kind::Diary,

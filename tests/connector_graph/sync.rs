@@ -104,7 +104,12 @@ async fn a_full_diary_round_then_incremental_ones_see_each_change_once() {
     item.location = "Bergen".into();
     let ours = t
         .client
-        .update(&m, &made[2].0.id, &Item::Diary(item.clone()))
+        .update(
+            &m,
+            &made[2].0.id,
+            &Item::Diary(item.clone()),
+            Some(&made[2].0.version),
+        )
         .await
         .unwrap();
     assert_ne!(ours.version, made[2].0.version);
@@ -195,7 +200,12 @@ async fn task_and_contact_rounds_carry_stamps_and_round_trip_every_field() {
                 Item::Contact(i)
             }
         };
-        let w = t.client.update(&m, &made[0].0.id, &changed).await.unwrap();
+        // Guarded by the version made: nobody changed the item since.
+        let w = t
+            .client
+            .update(&m, &made[0].0.id, &changed, Some(&made[0].0.version))
+            .await
+            .unwrap();
         assert_eq!(
             t.client.delete(&m, kind, &made[1].0.id).await.unwrap(),
             crmsync::connector::Deleted::Deleted
@@ -248,7 +258,7 @@ async fn an_update_keeps_the_users_categories_and_all_day_dates() {
     item.task_type = Some("Phone".into());
     item.subject = "All day, renamed".into();
     t.client
-        .update(&m, &w.id, &Item::Diary(item.clone()))
+        .update(&m, &w.id, &Item::Diary(item.clone()), None)
         .await
         .unwrap();
     let found = t.client.find_by_stamp(&m, &s).await.unwrap().unwrap();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crmsync::connector::model::{Changes, Cursor, Stamp};
+use crmsync::connector::model::{Changes, Cursor, Stamp, Version};
 use crmsync::connector::{ConnectorError, Deleted, ExternalMailbox, Written};
 use crmsync::history::Handoff;
 
@@ -118,8 +118,9 @@ impl MailboxConnector for CrashingMailbox<'_> {
         mailbox: &MailboxRef,
         id: &MailboxItemId,
         item: &Item,
+        expected: Option<&Version>,
     ) -> Result<Written<MailboxItemId>, ConnectorError> {
-        self.inner.update(mailbox, id, item).await
+        self.inner.update(mailbox, id, item, expected).await
     }
 
     async fn delete(

@@ -8,6 +8,7 @@ mod common;
 mod edits;
 mod history_loss;
 mod kinds;
+mod races;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -14,10 +14,10 @@ use super::delta::{self, item_path};
 use super::folders::Container;
 use super::wire::{self, Op};
 use super::writes::{self, Write, WriteOutcome, transaction_id, written};
-use super::{GraphClient, map};
+use super::{GraphClient, map, update};
 use crate::connector::http::Retry;
 use crate::connector::model::{Item, Kind, Stamp};
-use crate::connector::{ConnectorError, Deleted, MailboxRef};
+use crate::connector::{ConnectorError, Deleted, MailboxRef, Service};
 
 /// What the second pass does for one write.
 enum Plan {
@@ -150,6 +150,7 @@ impl GraphClient {
                 Write::Update {
                     id,
                     item: Item::Diary(_),
+                    ..
                 } => Some(get(
                     mailbox,
                     format!(
@@ -162,6 +163,7 @@ impl GraphClient {
                 Write::Update {
                     id,
                     item: Item::Task(_),
+                    ..
                 } => list.as_ref().map(|l| {
                     get(
                         mailbox,
@@ -246,6 +248,14 @@ impl GraphClient {
                             }
                             e => Err(e),
                         }
+                    }
+                    // Changed since `expected`, or by this very PATCH sent twice: the
+                    // single update reads the item and tells the two apart.
+                    Some(Ok(r))
+                        if matches!(w, Write::Update { .. })
+                            && r.status == StatusCode::PRECONDITION_FAILED =>
+                    {
+                        self.single(mailbox, w).await
                     }
                     Some(Ok(r)) if fallback && r.status.is_server_error() => {
                         self.single(mailbox, w).await
@@ -336,7 +346,7 @@ impl GraphClient {
                 }
                 _ => Plan::Single,
             },
-            Write::Update { id, item } => {
+            Write::Update { id, item, expected } => {
                 let kind = item.kind();
                 let path = match (kind, list) {
                     (Kind::Task, Some(l)) => GraphClient::task_path(mailbox, l, Some(&id.0)),
@@ -354,6 +364,12 @@ impl GraphClient {
                             _ => return Plan::Single,
                         };
                         match patch {
+                            Some(_) if update::moved_on(&r.body, kind, expected.as_ref()) => {
+                                return Plan::Done(Err(ConnectorError::Conflict {
+                                    service: Service::Graph,
+                                    item: id.0.clone(),
+                                }));
+                            }
                             Some(p) => Some(p),
                             None => {
                                 return Plan::Done(
@@ -367,8 +383,10 @@ impl GraphClient {
                     (_, Some(Err(e))) => return Plan::Done(Err(e)),
                     _ => return Plan::Single,
                 };
+                let mut item = send(mailbox, Method::PATCH, path, kind, patch, Retry::Safe);
+                item.if_match = expected.as_ref().and_then(update::if_match);
                 Plan::Send {
-                    item: send(mailbox, Method::PATCH, path, kind, patch, Retry::Safe),
+                    item,
                     kind,
                     fallback: false,
                 }
@@ -413,9 +431,11 @@ impl GraphClient {
             Write::Create { item, stamp } => writes::create(self, mailbox, item, stamp)
                 .await
                 .map(|w| WriteOutcome::Written(Box::new(w))),
-            Write::Update { id, item } => writes::update(self, mailbox, id, item)
-                .await
-                .map(|w| WriteOutcome::Written(Box::new(w))),
+            Write::Update { id, item, expected } => {
+                update::update(self, mailbox, id, item, expected.as_ref())
+                    .await
+                    .map(|w| WriteOutcome::Written(Box::new(w)))
+            }
             Write::Delete { kind, id } => writes::delete(self, mailbox, *kind, id)
                 .await
                 .map(WriteOutcome::Deleted),

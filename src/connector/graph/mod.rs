@@ -10,6 +10,7 @@ mod batch_writes;
 mod delta;
 mod folders;
 pub mod map;
+mod update;
 mod users;
 pub mod wire;
 mod writes;
@@ -30,7 +31,7 @@ pub use writes::{Write, WriteOutcome, transaction_id};
 use self::auth::GraphTokens;
 use self::wire::Op;
 use super::http::{Http, HttpObserver, Request, Response, Retry, Timeouts, observed_limiter};
-use super::model::{Changes, Cursor, Item, Kind, MailboxItemId, Observed, Stamp, Window};
+use super::model::{Changes, Cursor, Item, Kind, MailboxItemId, Observed, Stamp, Version, Window};
 use super::{
     ConnectorError, Deleted, ExternalMailbox, MailboxConnector, MailboxRef, Service, Written,
 };
@@ -316,8 +317,9 @@ impl MailboxConnector for GraphClient {
         mailbox: &MailboxRef,
         id: &MailboxItemId,
         item: &Item,
+        expected: Option<&Version>,
     ) -> Result<Written<MailboxItemId>, ConnectorError> {
-        writes::update(self, mailbox, id, item).await
+        update::update(self, mailbox, id, item, expected).await
     }
 
     async fn delete(

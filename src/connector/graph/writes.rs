@@ -1,7 +1,7 @@
 //! Writes and lookups of single items: creates that are never made twice (events carry a
 //! `transactionId` and may simply be sent again; tasks and contacts are looked up by stamp
-//! before a create and again after a failure that may have reached Graph), PATCHes of the
-//! mapped fields only, deletes, stamps written back, and the lookup by stamp.
+//! before a create and again after a failure that may have reached Graph), deletes, stamps
+//! written back, and the lookup by stamp. Updates are in `update.rs`.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ use super::folders::Container;
 use super::wire::{self, Op};
 use super::{GraphClient, is_not_found, json_of, map, maybe_done};
 use crate::connector::http::{Response, Retry};
-use crate::connector::model::{Item, Kind, MailboxItemId, Observed, Stamp};
+use crate::connector::model::{Item, Kind, MailboxItemId, Observed, Stamp, Version};
 use crate::connector::{ConnectorError, Deleted, MailboxRef, Service, Written};
 
 /// One write of a run for one mailbox ([`GraphClient::write_batch`]).
@@ -22,9 +22,11 @@ pub enum Write {
         item: Item,
         stamp: Stamp,
     },
+    /// `expected`: the version the item must still have ([`super::update::update`]).
     Update {
         id: MailboxItemId,
         item: Item,
+        expected: Option<Version>,
     },
     Delete {
         kind: Kind,
@@ -58,7 +60,7 @@ pub fn transaction_id(mailbox: &MailboxRef, stamp: &Stamp) -> String {
     format!("crmsync-{hex}")
 }
 
-fn item_error(what: impl Into<String>, item: &str) -> ConnectorError {
+pub(super) fn item_error(what: impl Into<String>, item: &str) -> ConnectorError {
     ConnectorError::Item {
         service: Service::Graph,
         item: item.to_string(),
@@ -78,13 +80,13 @@ pub fn written(value: &Value, kind: Kind) -> Result<Written<MailboxItemId>, Conn
     })
 }
 
-fn response_json(response: &Response, item: &str) -> Result<Value, ConnectorError> {
+pub(super) fn response_json(response: &Response, item: &str) -> Result<Value, ConnectorError> {
     json_of(response, Op::Write, item)
 }
 
 impl GraphClient {
     /// The dedicated list or folder, or an item error when the user deleted it.
-    async fn required(
+    pub(super) async fn required(
         &self,
         container: Container,
         mailbox: &MailboxRef,
@@ -365,81 +367,6 @@ async fn create_once(
         return written(&existing, kind);
     }
     Err(last.unwrap_or_else(|| wire::malformed("the create did not finish")))
-}
-
-pub async fn update(
-    client: &GraphClient,
-    mailbox: &MailboxRef,
-    id: &MailboxItemId,
-    item: &Item,
-) -> Result<Written<MailboxItemId>, ConnectorError> {
-    let (kind, path, prefer) = match item {
-        Item::Diary(_) => (
-            Kind::Diary,
-            item_path(mailbox, Kind::Diary, &id.0, false),
-            delta::prefer(Kind::Diary, None),
-        ),
-        Item::Task(_) => {
-            let list = client.required(Container::TaskList, mailbox).await?;
-            (
-                Kind::Task,
-                GraphClient::task_path(mailbox, &list, Some(&id.0)),
-                delta::prefer(Kind::Task, None),
-            )
-        }
-        Item::Contact(_) => (
-            Kind::Contact,
-            item_path(mailbox, Kind::Contact, &id.0, false),
-            delta::prefer(Kind::Contact, None),
-        ),
-    };
-    let patch = match item {
-        // A contact is crmsync's (one way from the CRM): all mapped fields are written.
-        Item::Contact(c) => Value::Object(map::contact_fields(c)),
-        _ => {
-            // The item as it is, to keep what the user set that crmsync does not map.
-            let current_path = match item {
-                Item::Diary(_) => format!(
-                    "{path}?{}",
-                    wire::query(&[("$expand", &map::expand_properties())])
-                ),
-                _ => path.clone(),
-            };
-            let current = client
-                .get_json(mailbox, &current_path, &prefer, Op::Write, &id.0)
-                .await?;
-            let patch = match item {
-                Item::Diary(d) => {
-                    if current["isOrganizer"].as_bool() == Some(false) {
-                        return Err(item_error(
-                            "a meeting organised by someone else is not rewritten",
-                            &id.0,
-                        ));
-                    }
-                    map::event_patch(&current, d)
-                }
-                Item::Task(t) => map::task_patch(&current, t),
-                Item::Contact(_) => None,
-            };
-            match patch {
-                Some(p) => p,
-                None => return written(&current, kind),
-            }
-        }
-    };
-    // The same PATCH twice gives the same item: safe to send again.
-    let response = client
-        .write(
-            Method::PATCH,
-            mailbox,
-            &path,
-            &prefer,
-            Some(&patch),
-            Retry::Safe,
-            None,
-        )
-        .await?;
-    written(&response_json(&response, &id.0)?, kind)
 }
 
 pub async fn delete(

@@ -1,7 +1,8 @@
 //! The SuperOffice client: the CRM side of crmsync, behind [`CrmConnector`]. It speaks the
 //! REST API v1 of SuperOffice CRM Online (system-user tickets, tenant status) or onsite (Basic),
-//! always with `SO-TimeZone: UTC, includeTZOffset`, within a global quota (SuperOffice asks
-//! for no more than 10 API calls per second) and the back-off rules of [`Http`]. What it reads
+//! always with `SO-TimeZone: UTC, includeTZOffset`, within this daemon's share of the tenant's
+//! quota (SuperOffice asks for no more than 10 API calls per second per tenant; [`tenant_share`])
+//! and the back-off rules of [`Http`]. What it reads
 //! and writes is documented field by field in `docs/connectors/superoffice.md`.
 
 pub mod auth;
@@ -10,12 +11,12 @@ pub mod cursor;
 mod feed;
 pub mod mapping;
 pub mod query;
+mod share;
 mod tenant;
 pub mod time;
 mod writes;
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -32,8 +33,10 @@ use crate::connector::model::{CrmId, Cursor, Item, Kind, Observed, Version, Wind
 use crate::connector::{
     ConnectorError, CrmAssociate, CrmConnector, Deleted, RankChanges, Service, Written,
 };
-use crate::limits::{Backoff, Limiter, LimiterSettings, RateLimit};
+use crate::limits::{Backoff, Limiter, LimiterSettings};
 use crate::settings::{SuperOfficeAuth, SuperOfficeSettings};
+pub use share::tenant_share;
+
 use auth::{Attempt, Auth, SystemUser};
 use tenant::TenantStatus;
 
@@ -44,21 +47,6 @@ pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 /// The limiter key: SuperOffice is limited as a whole.
 pub const LIMIT_KEY: &str = "superoffice";
 pub const SO_TIMEZONE: &str = "UTC, includeTZOffset";
-
-/// SuperOffice's "no more than 10 API calls per second": a global quota of 10 per second,
-/// bursts of 10, and at most 10 requests in flight.
-pub fn default_limits() -> LimiterSettings {
-    let ten = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN);
-    LimiterSettings {
-        per_key: None,
-        concurrency_per_key: Some(10),
-        global: Some(RateLimit {
-            requests: ten,
-            per: Duration::from_secs(1),
-            burst: ten,
-        }),
-    }
-}
 
 /// Where the change feed learns the server's time, which moves its watermark on when nothing
 /// changes (the data alone never would).
@@ -74,7 +62,9 @@ pub enum ServerClock {
 /// How the client behaves; the defaults are for production.
 #[derive(Clone)]
 pub struct SuperOfficeOptions {
-    pub limits: LimiterSettings,
+    /// The client's quota. `None`: this daemon's share of the tenant's budget, from the
+    /// settings' `[superoffice] calls_per_second` and `shared_by_ranks` ([`tenant_share`]).
+    pub limits: Option<LimiterSettings>,
     pub timeouts: Timeouts,
     pub backoff: Backoff,
     /// `$top` of list queries.
@@ -93,7 +83,7 @@ pub struct SuperOfficeOptions {
 impl Default for SuperOfficeOptions {
     fn default() -> Self {
         SuperOfficeOptions {
-            limits: default_limits(),
+            limits: None,
             timeouts: Timeouts::default(),
             backoff: Backoff::default(),
             page_size: 500,
@@ -274,8 +264,11 @@ impl SuperOfficeClient {
         settings: &SuperOfficeSettings,
         options: SuperOfficeOptions,
     ) -> Result<SuperOfficeClient, ConnectorError> {
+        let limits = options
+            .limits
+            .unwrap_or_else(|| tenant_share(settings.budget));
         let limiter = Arc::new(observed_limiter(
-            Limiter::new(options.limits),
+            Limiter::new(limits),
             Service::SuperOffice,
             options.observer.as_ref(),
         ));

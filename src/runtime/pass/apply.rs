@@ -4,7 +4,9 @@
 //!
 //! Errors: an item the service refuses (`ConnectorError::Item`) or one that changed meanwhile
 //! (`Conflict`) is set aside for this pass and the others go on; anything else ends the pass
-//! (what is done so far is committed; the cursors are not, so the rest is read again).
+//! (what is done so far is committed; the cursors are not, so the rest is read again). After a
+//! `Conflict` the cursors are not committed either: the next pass reads both changes again
+//! (the one this pass wrote from and the one that refused it) and the conflict policy decides.
 
 use super::{PassError, PassReport, PassSpec};
 use crate::connector::model::{CrmId, Item, Kind, MailboxItemId, Observed, Stamp, Version};
@@ -29,6 +31,8 @@ pub(super) struct Applier<'a, M, C> {
     spec: &'a PassSpec<'a>,
     pending: Commit,
     since_commit: usize,
+    /// An update met a change made after this pass read its side.
+    conflicted: bool,
 }
 
 fn new_pair(
@@ -82,6 +86,7 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
             spec,
             pending: Commit::default(),
             since_commit: 0,
+            conflicted: false,
         }
     }
 
@@ -115,9 +120,13 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
         cursors: Commit,
         _report: &mut PassReport,
     ) -> Result<(), PassError> {
-        self.pending.crm_cursor = cursors.crm_cursor;
-        self.pending.mailbox_cursor = cursors.mailbox_cursor;
-        self.pending.at = cursors.at;
+        // Committed cursors would hide the change that lost the race from the next pass: the
+        // conflict would stay unseen, each side keeping its own version.
+        if !self.conflicted {
+            self.pending.crm_cursor = cursors.crm_cursor;
+            self.pending.mailbox_cursor = cursors.mailbox_cursor;
+            self.pending.at = cursors.at;
+        }
         self.flush()
     }
 
@@ -154,6 +163,7 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
         match self.apply_one(action, report).await {
             Ok(()) => {}
             Err(PassError::Connector(e)) if item_error(&e) => {
+                self.conflicted |= matches!(e, ConnectorError::Conflict { .. });
                 tracing::warn!(user = %self.spec.user.id, kind = %self.kind(), item = %label, error = %e, "item set aside");
                 report.quarantined.push(Quarantined {
                     item: label,
@@ -256,7 +266,10 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                 // The CRM filled in what the mailbox item lacked (a task type, say): show it
                 // in the mailbox too, so that both sides hold the same.
                 if held.shared_form() != mailbox.item.shared_form() {
-                    let updated = self.mailbox.update(&mref, &mailbox.id, &held).await?;
+                    let updated = self
+                        .mailbox
+                        .update(&mref, &mailbox.id, &held, Some(&pair.mailbox_version))
+                        .await?;
                     pair.mailbox_version = updated.version.clone();
                     pair.mailbox_hash = held_hash(&updated, &held);
                     self.put(pair);
@@ -266,7 +279,12 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
             Action::UpdateMailbox { mut pair, from } => {
                 let written = self
                     .mailbox
-                    .update(&mref, &pair.mailbox_id, &from.item)
+                    .update(
+                        &mref,
+                        &pair.mailbox_id,
+                        &from.item,
+                        Some(&pair.mailbox_version),
+                    )
                     .await?;
                 pair.crm_version = from.version.clone();
                 pair.crm_hash = from.item.content_hash();
@@ -336,7 +354,10 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                 match then {
                     AfterLink::Nothing => {}
                     AfterLink::UpdateMailbox => {
-                        let written = self.mailbox.update(&mref, &mailbox.id, &crm.item).await?;
+                        let written = self
+                            .mailbox
+                            .update(&mref, &mailbox.id, &crm.item, Some(&mailbox.version))
+                            .await?;
                         pair.mailbox_hash = held_hash(&written, &crm.item);
                         pair.mailbox_version = written.version;
                         report.updated_in_mailbox += 1;
