@@ -183,7 +183,7 @@ fn the_panel_from_load_to_remove() {
     std::fs::write(
         env.rank_dir(3).join("status.json"),
         format!(
-            r#"{{"rank": 3, "users": [{{"id": "{}", "state": "failed", "reason": "mailbox not found"}}]}}"#,
+            r#"{{"rank": 3, "users": [{{"id": "{}", "state": "failed", "detail": "mailbox not found"}}]}}"#,
             env.user("DINA").id
         ),
     )
