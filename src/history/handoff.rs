@@ -111,9 +111,7 @@ impl History {
             .tree
             .apply_batch(batch)
             .map_err(|e| self.storage(e))?;
-        target
-            .tree
-            .flush_async()
+        super::flush_tree(target.tree.clone())
             .await
             .map_err(|e| self.storage(e))?;
         Ok(())

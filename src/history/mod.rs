@@ -311,7 +311,8 @@ impl History {
 
     /// Writes everything to disk; called at safe points and before exit.
     pub async fn flush(&self) -> Result<usize, HistoryError> {
-        self.db.flush_async().await.map_err(|e| self.storage(e))
+        let tree: &sled::Tree = &self.db;
+        flush_tree(tree.clone()).await.map_err(|e| self.storage(e))
     }
 
     pub fn size_on_disk(&self) -> Result<u64, HistoryError> {
@@ -321,3 +322,16 @@ impl History {
 
 #[cfg(test)]
 mod tests;
+
+/// Flushes `tree` (and with it the database's log) on tokio's blocking pool. sled 0.34's
+/// `flush_async` can lose its wake-up when several are polled at once (sled issues #1241 and
+/// #1308): the caller then hangs forever, as whole rank daemons did under load. A blocking
+/// flush cannot.
+pub(crate) async fn flush_tree(tree: sled::Tree) -> Result<usize, sled::Error> {
+    match tokio::task::spawn_blocking(move || tree.flush()).await {
+        Ok(flushed) => flushed,
+        Err(e) => Err(sled::Error::ReportableBug(format!(
+            "the history flush task stopped: {e}"
+        ))),
+    }
+}

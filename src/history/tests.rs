@@ -118,6 +118,34 @@ async fn flush_writes_to_disk() {
     assert!(history.size_on_disk().unwrap() > 0);
 }
 
+/// Many flushes at once, from many users' passes, all complete (sled's own `flush_async`
+/// could leave some waiting forever: see `flush_tree`). The timeout only bounds a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_flushes_all_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(dir.path(), &options()).unwrap().history;
+    let mut tasks = tokio::task::JoinSet::new();
+    for u in 0..32u32 {
+        let history = history.clone();
+        tasks.spawn(async move {
+            let tree = history.db.open_tree(format!("u{u}")).unwrap();
+            for i in 0..20u32 {
+                tree.insert(i.to_be_bytes(), vec![1u8; 32]).unwrap();
+                flush_tree(tree.clone()).await.unwrap();
+                history.flush().await.unwrap();
+            }
+        });
+    }
+    let all = async {
+        while let Some(joined) = tasks.join_next().await {
+            joined.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("every flush completes");
+}
+
 mod users {
     use super::*;
     use crate::connector::model::{ContentHash, CrmId, Cursor, Kind, MailboxItemId, Version};

@@ -318,7 +318,9 @@ impl UserHistory {
         self.tree
             .insert(intent_key(intent.kind, intent.id), encode(&intent)?)
             .map_err(|e| self.storage(e))?;
-        self.tree.flush_async().await.map_err(|e| self.storage(e))?;
+        super::flush_tree(self.tree.clone())
+            .await
+            .map_err(|e| self.storage(e))?;
         Ok(intent)
     }
 
