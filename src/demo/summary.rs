@@ -369,7 +369,10 @@ impl Report {
             }
             match r.waited_secs {
                 Some(w) => {
-                    let _ = write!(line, "; the daemons waited {w:.1}s as told");
+                    let _ = write!(
+                        line,
+                        "; callers waited {w:.1}s in all for quotas and Retry-After"
+                    );
                 }
                 None if r.throttled > 0 => line.push_str("; crmsync waited as told (Retry-After)"),
                 None => {}
