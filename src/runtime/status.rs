@@ -65,6 +65,23 @@ pub enum UserState {
     Leaving,
 }
 
+impl UserState {
+    /// The state as the file, the metrics and scripts name it (`backing_off`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Ok => "ok",
+            UserState::Syncing => "syncing",
+            UserState::BackingOff => "backing_off",
+            UserState::Failed => "failed",
+            UserState::Paused => "paused",
+            UserState::Disabled => "disabled",
+            UserState::Waiting => "waiting",
+            UserState::Arriving => "arriving",
+            UserState::Leaving => "leaving",
+        }
+    }
+}
+
 /// How a pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

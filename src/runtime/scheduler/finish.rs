@@ -291,7 +291,7 @@ impl Scheduler {
         let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         for user in &self.view.users {
             let (state, detail, retry_at) = self.user_state(user);
-            *counts.entry(state_label(state)).or_default() += 1;
+            *counts.entry(state.as_str()).or_default() += 1;
             let since = self.health.shown(&user.id, state, now);
             let kinds: BTreeMap<Kind, KindStatus> = user
                 .enabled_kinds()
@@ -327,20 +327,6 @@ impl Scheduler {
         status.users = users;
         status.throttle = self.traffic.throttle();
         status
-    }
-}
-
-fn state_label(state: UserState) -> &'static str {
-    match state {
-        UserState::Ok => "ok",
-        UserState::Syncing => "syncing",
-        UserState::BackingOff => "backing_off",
-        UserState::Failed => "failed",
-        UserState::Paused => "paused",
-        UserState::Disabled => "disabled",
-        UserState::Waiting => "waiting",
-        UserState::Arriving => "arriving",
-        UserState::Leaving => "leaving",
     }
 }
 

@@ -369,3 +369,14 @@ fn sample_dirs(state: &Path, ranks: &[u16]) {
         std::fs::create_dir_all(state.join(format!("rank-{n}"))).unwrap();
     }
 }
+
+#[test]
+fn a_users_state_is_named_the_same_in_the_file_and_in_the_metrics() {
+    use super::UserState::*;
+    for state in [
+        Ok, Syncing, BackingOff, Failed, Paused, Disabled, Waiting, Arriving, Leaving,
+    ] {
+        let json = serde_json::to_value(state).expect("a state encodes");
+        assert_eq!(json, state.as_str(), "{state:?}");
+    }
+}
