@@ -145,13 +145,16 @@ impl Scheduler {
             tombstones = new.tombstones.len(),
             "registry reloaded"
         );
-        // A changed entry is a reason to try its failed or paused user again; so is a resume.
+        // A changed entry (options, mailbox) takes effect now, and is a reason to try its
+        // failed or paused user again; so is a resume.
         let mut freed: BTreeSet<SyncUserId> = after
             .iter()
             .filter(|(id, u)| before.get(*id).is_some_and(|b| b != *u))
             .map(|(id, _)| (*id).clone())
-            .filter(|id| self.health.release(id))
             .collect();
+        for id in &freed {
+            self.health.release(id);
+        }
         for user in &new.users {
             let Some(resume) = &user.resume else { continue };
             if self.resumes.get(&user.id) == Some(&resume.generation) {
@@ -171,7 +174,7 @@ impl Scheduler {
         self.take_view(&registry);
         self.dirty = true;
         self.notifier.status(&self.status_line());
-        // New users, freed users and removals take effect now, not at the next tick.
+        // New, changed and freed users and removals take effect now, not at the next tick.
         freed.extend(added);
         self.schedule(Some(&freed));
     }
