@@ -74,3 +74,40 @@ fn a_crm_delete_while_history_is_lost_reaches_the_mailbox() {
         panic!("{problems}");
     }
 }
+
+/// A diary item made in SuperOffice and synced; the user's history is lost; the user moves
+/// the Outlook copy out of the window. The next pass reads the mailbox in full (inside the
+/// window: the moved event is not in it), finds the CRM item unpaired and creates it in the
+/// mailbox; the create, safe to repeat, finds the stamped event and answers with it, and the
+/// pass pairs the two as equal. The CRM keeps the old date, the mailbox the new one, for good.
+#[test]
+#[ignore = "known bug: a mailbox item moved out of the window while history is lost stays different from its CRM item"]
+fn a_move_out_of_the_window_while_history_is_lost_reaches_the_crm() {
+    let ops = [
+        Op::Create(
+            Side::Crm,
+            Slot {
+                all_day: false,
+                day: 0,
+                hour: 7,
+                length: 1,
+            },
+        ),
+        Op::Pass(false),
+        Op::LoseHistory,
+        Op::MoveOut(
+            Side::Mailbox,
+            any_index(),
+            Slot {
+                all_day: false,
+                day: -42,
+                hour: 7,
+                length: 1,
+            },
+        ),
+    ];
+    let outcome = runtime().block_on(case(&ops, &mut Tally::default(), false));
+    if let Err(problems) = outcome {
+        panic!("{problems}");
+    }
+}

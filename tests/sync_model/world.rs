@@ -46,8 +46,8 @@ pub struct World {
     /// looked up by its title and dates, so a user's edit before the next pass makes it
     /// twice; a CRM delete that history loss meets unsynced leaves the mailbox copy behind):
     /// while creates may be in flight the user does not edit CRM items and history is not
-    /// lost; a CRM delete and a loss of history are not both between two good passes. Off with
-    /// `CRMSYNC_MODEL_KNOWN_BUGS=1`.
+    /// lost; a CRM delete and a loss of history are not both between two good passes; and bug
+    /// 3, see `edit`). Off with `CRMSYNC_MODEL_KNOWN_BUGS=1`.
     pub avoid_known_bugs: bool,
 }
 
