@@ -302,10 +302,26 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                 pair.mailbox_version = from.version.clone();
                 pair.mailbox_hash = from.item.content_hash();
                 pair.crm_hash = held_hash(&written, &from.item);
-                pair.crm_version = written.version;
+                pair.crm_version = written.version.clone();
                 pair.span = span_of(&from.item);
-                self.put(pair);
+                self.put(pair.clone());
                 report.updated_in_crm += 1;
+                // As after a create in the CRM: what the CRM filled in (a task type the
+                // mailbox item never had, say) is shown in the mailbox too, or the pair
+                // would call two different items equal and they would stay different.
+                if let Some(held) = written
+                    .item
+                    .filter(|h| h.shared_form() != from.item.shared_form())
+                {
+                    let updated = self
+                        .mailbox
+                        .update(&mref, &pair.mailbox_id, &held, Some(&pair.mailbox_version))
+                        .await?;
+                    pair.mailbox_version = updated.version.clone();
+                    pair.mailbox_hash = held_hash(&updated, &held);
+                    self.put(pair);
+                    report.updated_in_mailbox += 1;
+                }
             }
             Action::DeleteInMailbox { pair } => {
                 if self.mailbox.delete(&mref, kind, &pair.mailbox_id).await? == Deleted::Deleted {
@@ -446,21 +462,29 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
                     continue;
                 };
                 if let Some(found) = mailbox.find_by_stamp(&mref, stamp).await? {
-                    // The version the CRM item has now, so a later update of it is guarded.
+                    // Each side's version is recorded only if the side still holds what was
+                    // sent: a version taken after a user's edit since the crash would make
+                    // that edit look synced, and it would be lost. Left unknown, this pass's
+                    // read compares the content instead.
+                    let sent = intent.item.content_hash();
                     let crm_version = match crm.get(kind, crm_id).await? {
-                        Some(current) => current.version,
-                        None => Version(String::new()),
+                        Some(current) if current.item.content_hash() == sent => current.version,
+                        _ => Version(String::new()),
                     };
-                    let mut pair = new_pair(
+                    let mailbox_version = if found.item.content_hash() == sent {
+                        found.version.clone()
+                    } else {
+                        Version(String::new())
+                    };
+                    let pair = new_pair(
                         crm_id,
                         crm_version,
                         found.id.clone(),
-                        found.version.clone(),
+                        mailbox_version,
                         &intent.item,
                         Side::Crm,
                         true,
                     );
-                    pair.mailbox_hash = found.item.content_hash();
                     commit.put.push(pair);
                     report.intents_resolved += 1;
                 }
@@ -473,17 +497,48 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
                     crm.find_created(spec.user.associate_id, &intent.item, since)
                         .await?,
                 ) {
-                    let stamp = stamp_for(spec.tenant, kind, found.id);
-                    let stamped = mailbox.set_stamp(&mref, kind, &mailbox_id, &stamp).await?;
-                    let pair = new_pair(
+                    let mut pair = new_pair(
                         found.id,
                         found.version.clone(),
-                        mailbox_id,
-                        stamped.version,
+                        mailbox_id.clone(),
+                        // Not known yet: see below.
+                        Version(String::new()),
                         &intent.item,
                         Side::Mailbox,
-                        true,
+                        false,
                     );
+                    pair.crm_hash = found.item.content_hash();
+                    // The user may have changed or deleted the mailbox item since the crash.
+                    // Its version is recorded only if it still holds what was sent: a version
+                    // taken after a user's edit would make that edit look synced, and it
+                    // would be lost. Left unknown, this pass's read compares the content.
+                    let current = mailbox.get(&mref, kind, &mailbox_id).await?;
+                    if let Some(current) = current {
+                        let unchanged = current.item.content_hash() == intent.item.content_hash();
+                        let stamp = stamp_for(spec.tenant, kind, found.id);
+                        let stamped = mailbox.set_stamp(&mref, kind, &mailbox_id, &stamp).await?;
+                        pair.stamped = true;
+                        if unchanged {
+                            pair.mailbox_version = stamped.version;
+                            // As after a create that was not cut short: the CRM filled in
+                            // what the mailbox item lacked (a task type, say), and the
+                            // mailbox shows it too; else the pair would call both sides
+                            // equal while they differ.
+                            if found.item.shared_form() != intent.item.shared_form() {
+                                let updated = mailbox
+                                    .update(
+                                        &mref,
+                                        &mailbox_id,
+                                        &found.item,
+                                        Some(&pair.mailbox_version),
+                                    )
+                                    .await?;
+                                pair.mailbox_hash =
+                                    updated.item.as_ref().unwrap_or(&found.item).content_hash();
+                                pair.mailbox_version = updated.version;
+                            }
+                        }
+                    }
                     commit.put.push(pair);
                     report.intents_resolved += 1;
                 }
