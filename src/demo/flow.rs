@@ -110,6 +110,18 @@ impl World {
         })
     }
 
+    /// The status files the two rank daemons wrote (the ones that can be read).
+    pub fn rank_statuses(&self) -> Vec<crate::runtime::status::RankStatus> {
+        [1u16, 2]
+            .into_iter()
+            .filter_map(crate::registry::Rank::new)
+            .filter_map(|rank| {
+                let path = crate::runtime::status::status_path(&self.state_dir, rank);
+                crate::runtime::status::RankStatus::read(&path).ok()
+            })
+            .collect()
+    }
+
     /// Keeps the directory for a look at the logs after a failure.
     pub fn keep_on_failure(&mut self) {
         self.dir.keep = true;
@@ -363,17 +375,7 @@ pub async fn scenario(
     // edits of the conflict surely fall between two passes of their user.
     progress.update("stopping the daemons for the users' edits");
     report.stopped_for_edits = world.daemons.stop_all().await;
-    world.earlier = [1u16, 2]
-        .into_iter()
-        .filter_map(|r| r.to_string().parse::<crate::registry::Rank>().ok())
-        .filter_map(|r| {
-            crate::runtime::status::RankStatus::read(&crate::runtime::status::status_path(
-                &world.state_dir,
-                r,
-            ))
-            .ok()
-        })
-        .collect();
+    world.earlier = world.rank_statuses();
     let round = edits::apply(world, &users, &comparison)?;
     progress.done(&format!("{} edits made as users would", round.len()));
     report.restarted_pids = start_daemons(world, progress)?;

@@ -11,8 +11,7 @@ use serde::Serialize;
 use super::converge::{Comparison, Difference, Linked};
 use super::edits::Edit;
 use super::flow::World;
-use crate::registry::{Kind, Rank};
-use crate::runtime::status::{RankStatus, status_path};
+use crate::registry::Kind;
 use crate::sandbox::Emulator;
 
 /// How many differences the text shows.
@@ -160,11 +159,7 @@ impl Report {
         };
         let mut waited: BTreeMap<String, f64> = BTreeMap::new();
         let mut status_passes = 0;
-        let last = [1u16, 2].into_iter().filter_map(|rank| {
-            let rank = rank.to_string().parse::<Rank>().ok()?;
-            RankStatus::read(&status_path(&world.state_dir, rank)).ok()
-        });
-        for status in world.earlier.iter().cloned().chain(last) {
+        for status in world.earlier.iter().cloned().chain(world.rank_statuses()) {
             status_passes += status.totals.passes;
             from_status.created += status.totals.created;
             from_status.updated += status.totals.updated;

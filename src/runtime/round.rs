@@ -238,10 +238,7 @@ async fn poll_mailboxes(
         if let Some(cursor) = &loaded.cursors.mailbox
             && context.connectors.mailboxes.contains_key(&user.mail_system)
         {
-            let mailbox = crate::connector::MailboxRef {
-                address: user.mailbox.clone(),
-                id: user.mailbox_id.clone(),
-            };
+            let mailbox = super::pass::mailbox_of(user);
             by_system
                 .entry(user.mail_system.as_str())
                 .or_default()

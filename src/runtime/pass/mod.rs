@@ -38,10 +38,15 @@ pub struct PassSpec<'a> {
 
 impl PassSpec<'_> {
     pub fn mailbox(&self) -> MailboxRef {
-        MailboxRef {
-            address: self.user.mailbox.clone(),
-            id: self.user.mailbox_id.clone(),
-        }
+        mailbox_of(self.user)
+    }
+}
+
+/// The user's mailbox as the mail system's client names it.
+pub fn mailbox_of(user: &SyncUser) -> MailboxRef {
+    MailboxRef {
+        address: user.mailbox.clone(),
+        id: user.mailbox_id.clone(),
     }
 }
 
