@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod scenario;
 pub mod shape;
 pub mod superoffice;
 

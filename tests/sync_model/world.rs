@@ -13,7 +13,7 @@ use crmsync::connector::{CrmConnector, MailboxConnector, MailboxRef};
 use crmsync::engine::{ConflictPolicy, Policy};
 use crmsync::history::{Handoff, History, HistoryOptions};
 use crmsync::limits::Backoff;
-use crmsync::registry::{Rank, SyncUser, SyncUserId};
+use crmsync::registry::SyncUser;
 use crmsync::runtime::pass::{self, PassError, PassReport, PassSpec};
 use crmsync::sandbox::{Sandbox, SandboxOptions, Scenario};
 use crmsync::settings::{CallBudget, MailSystemKind, MailSystemSettings, Secret};
@@ -119,34 +119,7 @@ impl World {
             },
         )
         .expect("a SuperOffice client");
-        let scenario = state.scenario();
-        let anna = scenario
-            .superoffice
-            .associates
-            .iter()
-            .find(|a| a.login == "ANNA")
-            .expect("ANNA")
-            .clone();
-        let mailbox = scenario.graph.mailboxes[0].clone();
-        let user = SyncUser {
-            id: SyncUserId::generate(),
-            associate_id: anna.id,
-            login: Some(anna.login.clone()),
-            name: None,
-            mailbox: mailbox
-                .mail
-                .clone()
-                .unwrap_or(mailbox.user_principal_name.clone()),
-            mailbox_id: Some(mailbox.id.clone()),
-            mail_system: "sandbox".into(),
-            rank: Rank::MIN,
-            diary: true,
-            task: false,
-            contact: false,
-            created: jiff::Timestamp::now(),
-            moved_from: None,
-            resume: None,
-        };
+        let user = common::scenario::anna(state, true, false, false);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let history = History::open(
             dir.path(),
@@ -158,7 +131,7 @@ impl World {
         .expect("history")
         .history;
         World {
-            tenant: scenario.superoffice.context_identifier.clone(),
+            tenant: state.scenario().superoffice.context_identifier.clone(),
             sandbox,
             graph,
             crm,
