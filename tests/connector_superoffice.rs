@@ -12,6 +12,8 @@ use crmsync::connector::model::{
 use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::connector::{ConnectorError, CrmConnector, Deleted};
 use crmsync::limits::Backoff;
+use crmsync::sandbox::scenario::When as SeedWhen;
+use crmsync::sandbox::superoffice::{AppointmentChange, UserAppointment};
 use crmsync::sandbox::{FaultRule, LimitSpec, Rate, Sandbox, SandboxOptions, Scenario};
 
 async fn start() -> Sandbox {
@@ -467,17 +469,74 @@ async fn a_failed_get_is_retried_and_a_failed_post_is_not() {
         "nothing was created"
     );
     // The caller resolves its intent by lookup: nothing there, so it creates again.
-    assert_eq!(client.find_created(101, &item, since).await.unwrap(), None);
+    let nothing = client.created_since(101, &item, since).await.unwrap();
+    assert!(nothing.items.is_empty(), "{nothing:?}");
     let created = client.create(101, &item).await.unwrap();
-    let found = client
-        .find_created(101, &item, since)
-        .await
-        .unwrap()
-        .expect("found");
-    assert_eq!(found.id, created.id);
-    assert_eq!(
-        client.find_created(102, &item, since).await.unwrap(),
-        None,
+    // The user renames crmsync's create and makes one of their own with the old title: the
+    // lookup still finds crmsync's (the CRM names the system user as its creator), and only it.
+    let store = &sandbox.state().superoffice;
+    let now = sandbox.state().clock.now();
+    store
+        .user_update_appointment(
+            created.id.0,
+            AppointmentChange {
+                title: Some("Quarterly review (moved)".into()),
+                ..AppointmentChange::default()
+            },
+            now,
+        )
+        .unwrap();
+    store
+        .user_create_appointment(
+            UserAppointment {
+                associate_id: 101,
+                todo: false,
+                task: None,
+                title: "Quarterly review".into(),
+                description: String::new(),
+                location: String::new(),
+                when: SeedWhen::Timed {
+                    start: "2026-12-11T09:00:00Z".parse().unwrap(),
+                    end: "2026-12-11T10:00:00Z".parse().unwrap(),
+                    time_zone: "UTC".into(),
+                },
+                private: false,
+                free: None,
+                alarm_minutes: None,
+                completed: false,
+                person_id: None,
+                company_id: None,
+            },
+            now,
+        )
+        .unwrap();
+    let found = client.created_since(101, &item, since).await.unwrap();
+    assert!(found.by_crmsync, "the system user's associate is known");
+    let ids: Vec<_> = found.items.iter().map(|o| o.id).collect();
+    assert_eq!(ids, vec![created.id], "crmsync's create only");
+    let task = Item::Task(TaskItem {
+        title: "Quarterly review".into(),
+        body: String::new(),
+        due: None,
+        completed: None,
+        importance: Importance::Normal,
+    });
+    assert!(
+        client
+            .created_since(101, &task, since)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "a diary item is not a to-do's create"
+    );
+    assert!(
+        client
+            .created_since(102, &item, since)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
         "another diary"
     );
 }

@@ -121,6 +121,18 @@ pub struct Written<Id> {
     pub item: Option<Item>,
 }
 
+/// What a CRM create whose answer was lost may have made: [`CrmConnector::created_since`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedSince {
+    /// The candidates, oldest first.
+    pub items: Vec<Observed<CrmId>>,
+    /// Every candidate was registered by crmsync itself (the CRM names its API user as the
+    /// creator), so one that no longer holds what was sent is crmsync's create, edited since.
+    /// Otherwise they are anyone's items with the same title, and only one that still holds
+    /// what was sent can be taken for crmsync's.
+    pub by_crmsync: bool,
+}
+
 /// After a delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleted {
@@ -261,14 +273,14 @@ pub trait CrmConnector: Send + Sync {
         item: &Item,
     ) -> impl Future<Output = Result<Written<CrmId>, ConnectorError>> + Send;
 
-    /// An item of `associate` with `item`'s content registered at or after `since`: the one a
-    /// create made whose answer was lost (the CRM has no stamp to look for).
-    fn find_created(
+    /// The items of `item`'s kind registered for `associate` at or after `since` that a
+    /// create whose answer was lost may have made (the CRM has no stamp to look for).
+    fn created_since(
         &self,
         associate: u32,
         item: &Item,
         since: jiff::Timestamp,
-    ) -> impl Future<Output = Result<Option<Observed<CrmId>>, ConnectorError>> + Send;
+    ) -> impl Future<Output = Result<CreatedSince, ConnectorError>> + Send;
 
     /// Updates the item if it is still at `expected`; [`ConnectorError::Conflict`] if someone
     /// changed it since.

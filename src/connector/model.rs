@@ -239,14 +239,18 @@ impl Stamp {
     }
 }
 
-/// What a CRM item is linked to: not synced as content, but it decides which persons are in a
-/// user's contact scope.
+/// What the CRM says about an item besides its content: what it is linked to (not synced,
+/// but it decides which persons are in a user's contact scope) and who made it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Links {
     /// The person the appointment or to-do is with.
     pub person: Option<CrmId>,
     /// The company (SuperOffice "contact") it is with, or a person belongs to.
     pub company: Option<u32>,
+    /// crmsync registered it (the CRM names crmsync's API user as its creator): it was made
+    /// from a mailbox item, and that item carries its stamp.
+    #[serde(default)]
+    pub made_by_crmsync: bool,
 }
 
 /// An item as a side reports it.

@@ -8,7 +8,7 @@ use super::{
     Action, AfterLink, Conflict, ConflictPolicy, CrmSeen, Fingerprint, Input, MailboxSeen, Plan,
     in_window, newer_side, span_of, stamp_for,
 };
-use crate::connector::model::{CrmId, Kind, MailboxItemId, Observed};
+use crate::connector::model::{CrmId, Kind, MailboxItemId, Observed, Version};
 use crate::history::{Pair, Side};
 
 /// The state of one side of a pair.
@@ -309,7 +309,7 @@ fn decide_pair(
 }
 
 /// How two never-paired items that belong together are brought to one content.
-fn after_link(
+pub(super) fn after_link(
     input: &Input<'_>,
     crm: &Observed<CrmId>,
     mailbox: &Observed<MailboxItemId>,
@@ -328,6 +328,52 @@ fn after_link(
     match side {
         Side::Crm => AfterLink::UpdateMailbox,
         Side::Mailbox => AfterLink::UpdateCrm,
+    }
+}
+
+/// A mailbox item that carries the stamp of a CRM item the CRM says is deleted, with no pair
+/// to tell whether the mailbox copy changed since the last sync (history lost, or a crash
+/// between the create and its bookkeeping). A change beats a delete, and this one may hold a
+/// change: the item is created in the CRM again, unless `delete-wins`. Contacts (a person's
+/// stamp may sit on the user's own contact, linked by fingerprint) and meetings organised by
+/// someone else are left alone.
+fn stamped_but_deleted(
+    input: &Input<'_>,
+    mailbox: &Observed<MailboxItemId>,
+    crm_id: CrmId,
+    plan: &mut Plan,
+) {
+    let what = format!("{} item {} (CRM {crm_id})", input.kind, mailbox.id);
+    if input.kind == Kind::Contact || mailbox.item_read_only() {
+        note(
+            plan,
+            what,
+            "stamped, but its CRM item no longer exists: left alone",
+        );
+    } else if input.policy.delete_wins {
+        // A pair only in name: nothing in history refers to it.
+        let pair = Pair {
+            crm_id,
+            mailbox_id: mailbox.id.clone(),
+            crm_version: Version(String::new()),
+            mailbox_version: mailbox.version.clone(),
+            crm_hash: mailbox.item.content_hash(),
+            mailbox_hash: mailbox.item.content_hash(),
+            origin: Side::Crm,
+            span: super::span_of(&mailbox.item),
+            stamped: true,
+            mailbox_read_only: false,
+        };
+        plan.actions.push(Action::DeleteInMailbox { pair });
+    } else {
+        note(
+            plan,
+            what,
+            "stamped, but its CRM item was deleted and no history tells whether the mailbox copy changed since: it is created in the CRM again",
+        );
+        plan.actions.push(Action::CreateInCrm {
+            mailbox: Box::new(mailbox.clone()),
+        });
     }
 }
 
@@ -431,11 +477,13 @@ pub(super) fn decide(input: &Input<'_>) -> Plan {
                 format!("{kind} item {}", mailbox.id),
                 "a second mailbox item carries the stamp of a paired CRM item: left alone for a person to look at",
             );
+        } else if matches!(crm_seen.get(&stamp.crm_id), Some(CrmSeen::Deleted(_))) {
+            stamped_but_deleted(input, mailbox, stamp.crm_id, &mut plan);
         } else {
             note(
                 &mut plan,
                 format!("{kind} item {} (CRM {})", mailbox.id, stamp.crm_id),
-                "stamped, but its CRM item was not read or no longer exists: left alone",
+                "stamped, but its CRM item was not read: left alone",
             );
         }
     }

@@ -287,5 +287,19 @@ pub fn plan(input: &Input<'_>) -> Plan {
     plan
 }
 
+/// How a CRM item and the mailbox copy a create met instead of making one are brought to one
+/// content. The copy was made by an earlier pass whose pair was lost (history lost or cut off
+/// by a crash) and changed since (moved out of the window, say, where no listing showed it):
+/// the two are settled as a [`Action::Link`] is, by the policy, and the conflict reported.
+pub fn settle_found_copy(
+    input: &Input<'_>,
+    crm: &Observed<CrmId>,
+    mailbox: &Observed<MailboxItemId>,
+) -> (AfterLink, Vec<Conflict>) {
+    let mut plan = Plan::default();
+    let then = decide::after_link(input, crm, mailbox, &mut plan);
+    (then, plan.conflicts)
+}
+
 #[cfg(test)]
 mod tests;

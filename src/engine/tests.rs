@@ -655,6 +655,71 @@ fn never_paired_items_are_matched_by_stamp_then_fingerprint_before_anything_is_c
 }
 
 #[test]
+fn a_stamped_copy_without_a_pair_whose_crm_item_was_deleted_is_kept_unless_delete_wins() {
+    let item = diary("Review", true);
+    let stamped = |item: &Item, kind: Kind| {
+        let mut o = observed(MailboxItemId("m1".into()), "m", item.clone(), t0());
+        o.stamp = Some(stamp_for(TENANT, kind, CrmId(8)));
+        MailboxSeen::Present(Box::new(o))
+    };
+    let deleted = [CrmSeen::Deleted(CrmId(8))];
+
+    // No history says whether the copy changed since: a change beats a delete.
+    let plan = run(
+        &deleted,
+        &[stamped(&item, Kind::Diary)],
+        &[],
+        Kind::Diary,
+        &Policy::default(),
+    );
+    assert_eq!(names(&plan), "CreateInCrm");
+    assert!(plan.notes[0].why.contains("created in the CRM again"));
+
+    let delete_wins = Policy {
+        delete_wins: true,
+        ..Policy::default()
+    };
+    let plan = run(
+        &deleted,
+        &[stamped(&item, Kind::Diary)],
+        &[],
+        Kind::Diary,
+        &delete_wins,
+    );
+    assert_eq!(names(&plan), "DeleteInMailbox");
+    assert!(matches!(
+        &plan.actions[0],
+        Action::DeleteInMailbox { pair } if pair.mailbox_id.0 == "m1" && pair.crm_id == CrmId(8)
+    ));
+
+    // A meeting someone else organised is not ours to recreate or delete.
+    let Item::Diary(mut meeting) = item.clone() else {
+        unreachable!()
+    };
+    meeting.organized_by_other = true;
+    let plan = run(
+        &deleted,
+        &[stamped(&Item::Diary(meeting), Kind::Diary)],
+        &[],
+        Kind::Diary,
+        &Policy::default(),
+    );
+    assert_eq!(names(&plan), "");
+    assert!(plan.notes[0].why.contains("left alone"));
+
+    // A contact's stamp may sit on the user's own contact (linked by fingerprint): left alone.
+    let contact = contact("Ada");
+    let plan = run(
+        &deleted,
+        &[stamped(&contact, Kind::Contact)],
+        &[],
+        Kind::Contact,
+        &delete_wins,
+    );
+    assert_eq!(names(&plan), "");
+}
+
+#[test]
 fn meetings_organised_by_others_are_never_rewritten() {
     let policy = Policy::default();
     let original = diary("Board meeting", true);

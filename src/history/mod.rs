@@ -69,6 +69,10 @@ pub enum HistoryError {
     ImportOverExisting { user: SyncUserId },
 }
 
+/// Between a user's id and the time in the name of a copy of its history set aside. A dot is
+/// never part of a user id, so such a copy is never taken for a user.
+const SET_ASIDE_MARK: &str = ".unreadable-";
+
 /// A rank's history database.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -302,11 +306,67 @@ impl History {
         self.user(user).map(|_| ())
     }
 
-    /// Deletes the whole history of `user` and nothing else. True if it existed.
+    /// Deletes the whole history of `user`, with any copy of it set aside
+    /// ([`History::set_aside_user`]), and nothing else. True if it existed.
     pub fn drop_user(&self, user: &SyncUserId) -> Result<bool, HistoryError> {
+        for name in self.set_aside_names(user) {
+            self.db.drop_tree(name).map_err(|e| self.storage(e))?;
+        }
         self.db
             .drop_tree(user.as_str())
             .map_err(|e| self.storage(e))
+    }
+
+    /// The trees that hold copies of `user`'s history set aside.
+    pub fn set_aside_names(&self, user: &SyncUserId) -> Vec<String> {
+        let prefix = format!("{}{SET_ASIDE_MARK}", user.as_str());
+        self.db
+            .tree_names()
+            .into_iter()
+            .filter_map(|name| String::from_utf8(name.to_vec()).ok())
+            .filter(|name| name.starts_with(&prefix))
+            .collect()
+    }
+
+    /// Sets `user`'s history aside because part of it cannot be read: it is copied whole to a
+    /// tree named `{user}.unreadable-{UTC time}`, kept for a person to look at (and removed
+    /// with the user), and the user's own tree is dropped, so that the next pass rebuilds it
+    /// from the stamps on the mailbox items (DESIGN invariant 4) instead of failing for ever.
+    /// Returns the name of the copy.
+    pub fn set_aside_user(
+        &self,
+        user: &SyncUserId,
+        at: jiff::Timestamp,
+    ) -> Result<String, HistoryError> {
+        let base = format!(
+            "{}{SET_ASIDE_MARK}{}",
+            user.as_str(),
+            at.strftime("%Y%m%dT%H%M%SZ")
+        );
+        let taken = self.set_aside_names(user);
+        let name = (0..)
+            .map(|n| {
+                if n == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}-{n}")
+                }
+            })
+            .find(|name| !taken.contains(name))
+            .unwrap_or(base);
+        let source = self
+            .db
+            .open_tree(user.as_str())
+            .map_err(|e| self.storage(e))?;
+        let copy = self.db.open_tree(&name).map_err(|e| self.storage(e))?;
+        for entry in source.iter() {
+            let (key, value) = entry.map_err(|e| self.storage(e))?;
+            copy.insert(key, value).map_err(|e| self.storage(e))?;
+        }
+        self.db
+            .drop_tree(user.as_str())
+            .map_err(|e| self.storage(e))?;
+        Ok(name)
     }
 
     /// Writes everything to disk; called at safe points and before exit.

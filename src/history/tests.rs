@@ -206,6 +206,61 @@ mod users {
     }
 
     #[test]
+    fn an_unreadable_history_is_set_aside_whole_and_the_user_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = open(dir.path());
+        let h = history.user(&user("u")).unwrap();
+        let other = history.user(&user("v")).unwrap();
+        let commit = Commit {
+            put: vec![pair(1, "AAA"), pair(2, "BBB")],
+            ..Commit::default()
+        };
+        h.commit(Kind::Diary, &commit).unwrap();
+        other.commit(Kind::Diary, &commit).unwrap();
+        let others_before = other.checksum().unwrap();
+        // A pair record that no longer decodes (a torn write, a bit flip).
+        h.tree
+            .insert(
+                super::super::user::pair_key_for_tests(Kind::Diary, CrmId(2)),
+                &[0xff; 3],
+            )
+            .unwrap();
+        let damaged = h.entries().unwrap();
+        assert!(matches!(
+            h.pairs(Kind::Diary),
+            Err(HistoryError::Unreadable { .. })
+        ));
+
+        let at: jiff::Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let kept = history.set_aside_user(&user("u"), at).unwrap();
+        assert_eq!(kept, "u.unreadable-20261203T100000Z");
+        let again = history.set_aside_user(&user("u"), at).unwrap();
+        assert_eq!(
+            again, "u.unreadable-20261203T100000Z-1",
+            "never overwritten"
+        );
+        let copy = history.db.open_tree(&kept).unwrap();
+        let copied: Vec<_> = copy
+            .iter()
+            .map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
+        assert_eq!(copied, damaged, "kept byte for byte");
+
+        let fresh = history.user(&user("u")).unwrap();
+        assert_eq!(fresh.pair_count(Kind::Diary).unwrap(), 0, "starts again");
+        assert_eq!(fresh.pairs(Kind::Diary).unwrap(), vec![]);
+        let mut ids = history.user_ids();
+        ids.sort();
+        assert_eq!(ids, vec![user("u"), user("v")], "a copy is not a user");
+        assert_eq!(other.checksum().unwrap(), others_before, "others untouched");
+
+        // Removing the user removes its copies too (DESIGN invariant 8), and nothing else.
+        assert!(history.drop_user(&user("u")).unwrap());
+        assert_eq!(history.set_aside_names(&user("u")), Vec::<String>::new());
+        assert_eq!(other.checksum().unwrap(), others_before);
+    }
+
+    #[test]
     fn a_commit_applied_twice_changes_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
         let h = open(dir.path()).user(&user("u")).unwrap();

@@ -118,6 +118,11 @@ fn pair_key(kind: Kind, crm: CrmId) -> [u8; 7] {
     [b'p', kind_byte(kind), b'c', id[0], id[1], id[2], id[3]]
 }
 
+#[cfg(test)]
+pub(super) fn pair_key_for_tests(kind: Kind, crm: CrmId) -> [u8; 7] {
+    pair_key(kind, crm)
+}
+
 fn reverse_key(kind: Kind, mailbox: &MailboxItemId) -> [u8; 19] {
     let digest = Sha256::digest(mailbox.0.as_bytes());
     let mut key = [0u8; 19];

@@ -18,7 +18,7 @@ use crate::connector::http::HttpObserver;
 use crate::connector::model::Window;
 use crate::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crate::engine::{DeleteGuard, GuardTripped, Policy};
-use crate::history::{Handoff, History};
+use crate::history::{Handoff, History, HistoryError};
 use crate::registry::{self, Kind, Rank, SyncUser, SyncUserId};
 use crate::settings::{Settings, SuperOfficeAuth, SuperOfficeSettings};
 
@@ -287,6 +287,21 @@ async fn run_pass(context: &Context, job: PassJob) -> PassEnd {
             what,
             retry_after,
         })) => retry(format!("{service}: {what}"), "transient", retry_after),
+        Err(PassError::History(e @ HistoryError::Unreadable { .. })) => {
+            // Never taken for empty, never a pass that fails for ever: set aside, and the
+            // next pass rebuilds the pairs from the stamps.
+            match context.history.set_aside_user(&user.id, now) {
+                Ok(kept) => {
+                    tracing::warn!(user = %user.id, %kind, error = %e, kept_as = %kept, "history unreadable: set aside; the next pass rebuilds it from the stamps");
+                    retry(format!("{e} (kept as {kept})"), "history", None)
+                }
+                Err(aside) => retry(
+                    format!("{e}; setting it aside failed: {aside}"),
+                    "history",
+                    None,
+                ),
+            }
+        }
         Err(e @ PassError::History(_)) => retry(e.to_string(), "history", None),
         Err(e) => retry(e.to_string(), "transient", None),
     }

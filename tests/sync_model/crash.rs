@@ -11,8 +11,8 @@ use crmsync::connector::model::{
     Changes, CrmId, Cursor, Item, Kind, MailboxItemId, Observed, Stamp, Version, Window,
 };
 use crmsync::connector::{
-    ConnectorError, CrmAssociate, CrmConnector, Deleted, ExternalMailbox, MailboxConnector,
-    MailboxRef, RankChanges, Written,
+    ConnectorError, CreatedSince, CrmAssociate, CrmConnector, Deleted, ExternalMailbox,
+    MailboxConnector, MailboxRef, RankChanges, Written,
 };
 use tokio::sync::Notify;
 
@@ -194,13 +194,13 @@ impl<C: CrmConnector> CrmConnector for Crashing<'_, C> {
         written
     }
 
-    async fn find_created(
+    async fn created_since(
         &self,
         associate: u32,
         item: &Item,
         since: jiff::Timestamp,
-    ) -> Result<Option<Observed<CrmId>>, ConnectorError> {
-        self.inner.find_created(associate, item, since).await
+    ) -> Result<CreatedSince, ConnectorError> {
+        self.inner.created_since(associate, item, since).await
     }
 
     async fn update(

@@ -360,17 +360,6 @@ impl World {
     fn edit(&self, model: &mut Model, tally: &mut Tally, side: Side, index: usize, slot: Slot) {
         let when = slot.when(model);
         let (key, content) = model.next_content(index, when);
-        // Known bug 1 (`known.rs`): a CRM create whose answer a crash lost is found again only
-        // by the content it was sent with. Until a pass ends well, the user leaves CRM items
-        // alone (and history is not lost: see `lose_history_now`).
-        // Known bug 3: with history lost, a mailbox item moved out of the window is not read,
-        // and the CRM item is paired with it as it was; so no such moves until a good pass.
-        let leaves =
-            side == Side::Mailbox && self.unpaired && !content.when.overlaps(&self.window());
-        if (side == Side::Crm && self.in_flight || leaves) && self.avoid_known_bugs {
-            tally.skipped += 1;
-            return;
-        }
         if self.user_edit(side, &key, &content) {
             model.edited(index, side, content);
             tally.edits += 1;
@@ -413,17 +402,8 @@ impl World {
             }
             Op::Delete(side, index) => {
                 if let Some(i) = model.pick(index) {
-                    // Known bug 2 (`known.rs`): a stamped mailbox copy with no pair whose CRM
-                    // item is deleted is left alone, so no CRM deletes while history is lost
-                    // or a crash may have left a stamped copy unpaired.
-                    let unpaired = self.unpaired || self.in_flight;
-                    if *side == Side::Crm && unpaired && self.avoid_known_bugs {
-                        tally.skipped += 1;
-                        return;
-                    }
                     let key = model.items[i].key.clone();
                     if self.user_delete(*side, &key) {
-                        self.crm_delete_pending |= *side == Side::Crm;
                         model.deleted(i, *side);
                         tally.edits += 1;
                     } else {
@@ -442,14 +422,12 @@ impl World {
             }
             Op::LoseHistory if self.lose_history_now() => {
                 self.lose_history();
-                self.unpaired = true;
                 tally.history_losses += 1;
             }
             Op::LoseHistory => {}
             Op::SnapshotHistory => self.snapshot_history(),
             Op::RollbackHistory => {
                 if self.lose_history_now() && self.rollback_history().await {
-                    self.unpaired = true;
                     tally.history_losses += 1;
                 }
             }
@@ -489,12 +467,9 @@ impl World {
         }
     }
 
-    /// Known bug 1 again: with the intent gone with the history, a CRM create whose answer a
-    /// crash lost is found only by fingerprint, which any edit of the mailbox item since
-    /// changes; so while creates may be in flight, history is not lost. Known bug 2: nor while
-    /// a CRM delete waits for a pass.
+    /// The known limitation (`known.rs`): history is not lost while a create may be in flight.
     fn lose_history_now(&self) -> bool {
-        !((self.in_flight || self.crm_delete_pending) && self.avoid_known_bugs)
+        !(self.in_flight && self.avoid_known_bugs)
     }
 
     fn tally_pass(
@@ -511,8 +486,6 @@ impl World {
             }
             Some(Ok(report)) => {
                 self.in_flight = false;
-                self.unpaired = false;
-                self.crm_delete_pending = false;
                 tally.passes_ok += 1;
                 tally.conflicts += report.conflicts.len() as u64;
                 tally.resyncs += u64::from(report.resynced);

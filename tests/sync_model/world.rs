@@ -38,16 +38,10 @@ pub struct World {
     pub snapshot: Option<Handoff>,
     /// A pass crashed and no pass has ended well since: creates may be in flight.
     pub in_flight: bool,
-    /// History was lost or rolled back and no pass has ended well since.
-    pub unpaired: bool,
-    /// The user deleted a CRM item and no pass has ended well since.
-    pub crm_delete_pending: bool,
-    /// Steer around the known bugs in `known.rs` (a CRM create whose answer a crash lost is
-    /// looked up by its title and dates, so a user's edit before the next pass makes it
-    /// twice; a CRM delete that history loss meets unsynced leaves the mailbox copy behind):
-    /// while creates may be in flight the user does not edit CRM items and history is not
-    /// lost; a CRM delete and a loss of history are not both between two good passes; and bug
-    /// 3, see `edit`). Off with `CRMSYNC_MODEL_KNOWN_BUGS=1`.
+    /// Steer around the known limitation in `known.rs`: history is not lost while a create
+    /// may be in flight (a CRM item crmsync made whose stamp a crash kept from its mailbox
+    /// item, and the intent that names it lost with the history, is found again only by its
+    /// content). Off with `CRMSYNC_MODEL_KNOWN_BUGS=1`.
     pub avoid_known_bugs: bool,
 }
 
@@ -147,8 +141,6 @@ impl World {
             },
             snapshot: None,
             in_flight: false,
-            unpaired: false,
-            crm_delete_pending: false,
             avoid_known_bugs: std::env::var("CRMSYNC_MODEL_KNOWN_BUGS").is_err(),
         }
     }

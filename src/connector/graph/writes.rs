@@ -293,7 +293,17 @@ pub async fn create(
                     None,
                 )
                 .await?;
-            written(&response_json(&response, "event")?, Kind::Diary)
+            let answer = response_json(&response, "event")?;
+            let mut written = written(&answer, Kind::Diary)?;
+            // A POST's answer does not expand extended properties, where the task type lives:
+            // the event holds the one sent (an event met by its `transactionId` holds the one
+            // its first POST sent, which only crmsync writes).
+            if answer.get("singleValueExtendedProperties").is_none()
+                && let Some(Item::Diary(held)) = written.item.as_mut()
+            {
+                held.task_type.clone_from(&d.task_type);
+            }
+            Ok(written)
         }
         Item::Task(t) => {
             let list = client

@@ -10,7 +10,7 @@
 //! here shows a secret, the key, the token or a ticket in `Debug`, logs or errors.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -32,6 +32,8 @@ use crate::settings::Secret;
 
 pub const TICKET_CLAIM: &str = "http://schemes.superoffice.net/identity/ticket";
 const CTX_CLAIM: &str = "http://schemes.superoffice.net/identity/ctx";
+/// The system user's own associate: what the CRM records as the creator of crmsync's creates.
+const ASSOCIATE_CLAIM: &str = "http://schemes.superoffice.net/identity/associateid";
 /// The issuer SuperOffice's own system-user client checks.
 const ISSUER: &str = "SuperOffice AS";
 
@@ -100,6 +102,21 @@ impl Auth {
         }
     }
 
+    /// The associate crmsync acts as, once known: the system user's, read from its ticket's
+    /// token. `None` for Basic sign-in (onsite), where no answer names it up front.
+    pub async fn own_associate(&self) -> Option<u32> {
+        match self {
+            Auth::Basic(_) => None,
+            Auth::SystemUser(s) => {
+                if s.associate.load(Ordering::SeqCst) == 0 {
+                    // Signing in reads it; a failure here shows again on the next call.
+                    let _ = s.authorize().await;
+                }
+                Some(s.associate.load(Ordering::SeqCst)).filter(|id| *id != 0)
+            }
+        }
+    }
+
     /// Tickets obtained so far (0 for Basic).
     pub fn tickets_issued(&self) -> u64 {
         match self {
@@ -162,6 +179,8 @@ pub struct SystemUser {
     refused: AtomicU64,
     generations: AtomicU64,
     issued: AtomicU64,
+    /// The system user's associate id from the newest token (0 until one is read).
+    associate: AtomicU32,
     /// SuperID's signing keys, read once.
     jwks: Mutex<Option<(tokio::time::Instant, Arc<Keys>)>>,
 }
@@ -245,6 +264,7 @@ impl SystemUser {
             refused: AtomicU64::new(0),
             generations: AtomicU64::new(0),
             issued: AtomicU64::new(0),
+            associate: AtomicU32::new(0),
             jwks: Mutex::new(None),
         })
     }
@@ -354,7 +374,10 @@ impl SystemUser {
             .get("Token")
             .and_then(Value::as_str)
             .ok_or_else(|| service("the system user authentication returned no token"))?;
-        let ticket = self.ticket_from(jwt).await?;
+        let (ticket, associate) = self.ticket_from(jwt).await?;
+        if let Some(associate) = associate {
+            self.associate.store(associate, Ordering::SeqCst);
+        }
         let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
         self.issued.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(generation, "SuperOffice system user ticket obtained");
@@ -366,8 +389,9 @@ impl SystemUser {
         })
     }
 
-    /// Checks the JWT and reads the ticket from it.
-    async fn ticket_from(&self, jwt: &str) -> Result<String, ConnectorError> {
+    /// Checks the JWT and reads the ticket from it, and the system user's associate id when
+    /// the token names it.
+    async fn ticket_from(&self, jwt: &str) -> Result<(String, Option<u32>), ConnectorError> {
         let malformed = || service("the system user token returned is not a readable JWT");
         let mut parts = jwt.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
@@ -404,12 +428,17 @@ impl SystemUser {
                 self.context_identifier
             )));
         }
-        claims
+        let associate = claims
+            .get(ASSOCIATE_CLAIM)
+            .and_then(Value::as_str)
+            .and_then(|id| id.parse::<u32>().ok());
+        let ticket = claims
             .get(TICKET_CLAIM)
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .map(str::to_string)
-            .ok_or_else(|| service("the system user token carries no ticket claim"))
+            .ok_or_else(|| service("the system user token carries no ticket claim"))?;
+        Ok((ticket, associate))
     }
 
     /// Verifies the JWT's RS256 signature with SuperID's published key (the JWKS of the

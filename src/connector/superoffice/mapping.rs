@@ -68,6 +68,8 @@ pub struct Appointment {
     pub task_id: Option<u32>,
     /// `inChecklist` rather than `inDiary` (a to-do without a time).
     pub checklist: bool,
+    /// The associate who registered it (`CreatedBy`).
+    pub created_by: Option<u32>,
 }
 
 impl Appointment {
@@ -127,9 +129,11 @@ pub fn read_appointment(entity: &Value) -> Result<Option<Appointment>, String> {
         links: Links {
             person: carrier_id(entity, "Person", "PersonId").map(CrmId),
             company: carrier_id(entity, "Contact", "ContactId"),
+            made_by_crmsync: false,
         },
         task_id: carrier_id(entity, "Task", "TaskListItemId"),
         checklist,
+        created_by: carrier_id(entity, "CreatedBy", "AssociateId"),
     }))
 }
 
@@ -420,6 +424,7 @@ impl Person {
             links: Links {
                 person: None,
                 company: self.company,
+                made_by_crmsync: false,
             },
         }
     }

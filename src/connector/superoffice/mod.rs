@@ -31,7 +31,8 @@ use crate::connector::http::{
 };
 use crate::connector::model::{CrmId, Cursor, Item, Kind, Observed, Version, Window};
 use crate::connector::{
-    ConnectorError, CrmAssociate, CrmConnector, Deleted, RankChanges, Service, Written,
+    ConnectorError, CreatedSince, CrmAssociate, CrmConnector, Deleted, RankChanges, Service,
+    Written,
 };
 use crate::limits::{Backoff, Limiter, LimiterSettings};
 use crate::settings::{SuperOfficeAuth, SuperOfficeSettings};
@@ -456,14 +457,13 @@ impl CrmConnector for SuperOfficeClient {
         self.read_associates().await
     }
 
-    async fn find_created(
+    async fn created_since(
         &self,
         associate: u32,
         item: &Item,
         since: jiff::Timestamp,
-    ) -> Result<Option<Observed<CrmId>>, ConnectorError> {
-        // The inherent method of the same name does the work.
-        SuperOfficeClient::find_created(self, associate, item, since).await
+    ) -> Result<CreatedSince, ConnectorError> {
+        SuperOfficeClient::created_since(self, associate, item, since).await
     }
 
     fn earliest_cursor(&self, kind: Kind, cursors: &[&Cursor]) -> Option<Cursor> {

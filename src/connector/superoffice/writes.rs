@@ -23,7 +23,7 @@ use super::query::{self, ListQuery};
 use super::{Call, Ctx, SuperOfficeClient, fetch_all, refusal, time};
 use crate::connector::http::Retry;
 use crate::connector::model::{CrmId, Item, Kind, Observed, Version};
-use crate::connector::{ConnectorError, CrmAssociate, Deleted, Service, Written};
+use crate::connector::{ConnectorError, CreatedSince, CrmAssociate, Deleted, Service, Written};
 
 const DEFAULTS_TTL: Duration = Duration::from_secs(3600);
 const TASKS_TTL: Duration = Duration::from_secs(3600);
@@ -142,14 +142,18 @@ impl SuperOfficeClient {
         let entity: Value = response
             .json()
             .map_err(|e| item_error(id, format!("unreadable appointment: {e}")))?;
+        let own = self.auth.own_associate().await;
         match mapping::read_appointment(&entity) {
-            Ok(Some(appointment)) => Ok(Some((
-                appointment.observed(),
-                Fetched {
-                    appointment,
-                    entity,
-                },
-            ))),
+            Ok(Some(mut appointment)) => {
+                appointment.links.made_by_crmsync = own.is_some() && appointment.created_by == own;
+                Ok(Some((
+                    appointment.observed(),
+                    Fetched {
+                        appointment,
+                        entity,
+                    },
+                )))
+            }
             Ok(None) => Ok(None),
             Err(what) => Err(item_error(id, what)),
         }
@@ -487,24 +491,26 @@ impl SuperOfficeClient {
         }
     }
 
-    /// The appointment a create for `associate` made since `since`, if one holds `item`
-    /// (same title, and the same start, or the same due date for a to-do): what a POST whose
-    /// answer was lost may have created. The oldest match wins.
-    pub async fn find_created(
+    /// The appointments of `item`'s kind registered for `associate` since `since` that a
+    /// create whose answer was lost may have made, oldest first. When the system user's own
+    /// associate is known, those it registered (whatever the user did to them since);
+    /// otherwise (Basic sign-in) anyone's with the same title.
+    pub async fn created_since(
         &self,
         associate: u32,
         item: &Item,
         since: jiff::Timestamp,
-    ) -> Result<Option<Observed<CrmId>>, ConnectorError> {
-        let title = match item {
-            Item::Diary(d) => d.subject.as_str(),
-            Item::Task(t) => t.title.as_str(),
-            Item::Contact(_) => return Ok(None),
+    ) -> Result<CreatedSince, ConnectorError> {
+        let (kind, title) = match item {
+            Item::Diary(d) => (Kind::Diary, d.subject.as_str()),
+            Item::Task(t) => (Kind::Task, t.title.as_str()),
+            Item::Contact(_) => return Ok(CreatedSince::default()),
         };
         let from = since
             .checked_sub(jiff::SignedDuration::from_secs(1))
             .unwrap_or(since);
-        let q = ListQuery::new(
+        let own = self.auth.own_associate().await;
+        let mut q = ListQuery::new(
             "Appointment",
             "appointmentId,associateId,registeredDate,appointment/title",
             "appointmentId",
@@ -515,28 +521,28 @@ impl SuperOfficeClient {
             time::literal(from)
         ))
         .top(self.options.page_size);
-        let candidates: Vec<u32> = self
+        if let Some(own) = own {
+            q = q.filter(format!("registeredBy associateIsOneOf ({own})"));
+        }
+        let ids: Vec<u32> = self
             .list(&q)
             .await?
             .into_iter()
             .flat_map(|l| l.rows)
-            .filter(|row| query::text(row, "appointment/title") == title)
+            .filter(|row| own.is_some() || query::text(row, "appointment/title") == title)
             .filter_map(|row| query::id(&row, "appointmentId"))
             .collect();
-        for id in candidates {
-            if let Some((observed, _)) = self.read_appointment(CrmId(id)).await? {
-                let matches = match (&observed.item, item) {
-                    (Item::Diary(a), Item::Diary(b)) => a.subject == b.subject && a.when == b.when,
-                    (Item::Task(a), Item::Task(b)) => {
-                        a.title == b.title && (b.due.is_none() || a.due == b.due)
-                    }
-                    _ => false,
-                };
-                if matches {
-                    return Ok(Some(observed));
-                }
+        let mut items = Vec::new();
+        for id in ids {
+            if let Some((observed, _)) = self.read_appointment(CrmId(id)).await?
+                && observed.item.kind() == kind
+            {
+                items.push(observed);
             }
         }
-        Ok(None)
+        Ok(CreatedSince {
+            items,
+            by_crmsync: own.is_some(),
+        })
     }
 }

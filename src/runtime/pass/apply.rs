@@ -35,7 +35,7 @@ pub(super) struct Applier<'a, M, C> {
     conflicted: bool,
 }
 
-fn new_pair(
+pub(super) fn new_pair(
     crm: CrmId,
     crm_version: Version,
     mailbox: MailboxItemId,
@@ -60,7 +60,10 @@ fn new_pair(
 
 /// The content hash of what a side holds after a write: its own answer when it showed the
 /// item, else what was written.
-fn held_hash<Id>(written: &Written<Id>, sent: &Item) -> crate::connector::model::ContentHash {
+pub(super) fn held_hash<Id>(
+    written: &Written<Id>,
+    sent: &Item,
+) -> crate::connector::model::ContentHash {
     written.item.as_ref().unwrap_or(sent).content_hash()
 }
 
@@ -131,13 +134,19 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
     }
 
     async fn intent(
-        &self,
+        &mut self,
         target: Side,
         item: &Item,
         from_crm: Option<CrmId>,
         from_mailbox: Option<MailboxItemId>,
         stamp: Option<Stamp>,
     ) -> Result<Intent, PassError> {
+        if target == Side::Crm {
+            // The pairs of earlier creates go to disk with this intent: then at most one CRM
+            // create is ever in doubt, and after a crash it is told from the others even if
+            // the user has edited it since (the CRM holds no stamp: `made_by_intent`).
+            self.flush()?;
+        }
         Ok(self
             .history
             .record_intent(Intent {
@@ -183,11 +192,13 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
         Ok(())
     }
 
+    /// Creates the CRM item in the mailbox and records the pair; returns what the mailbox
+    /// answered and the pair as recorded.
     async fn create_in_mailbox(
         &mut self,
         crm: &Observed<CrmId>,
         stamp: &Stamp,
-    ) -> Result<Written<MailboxItemId>, PassError> {
+    ) -> Result<(Written<MailboxItemId>, Pair), PassError> {
         let intent = self
             .intent(
                 Side::Mailbox,
@@ -209,9 +220,60 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
             true,
         );
         pair.mailbox_hash = held_hash(&written, &crm.item);
-        self.put(pair);
+        self.put(pair.clone());
         self.pending.resolved_intents.push(intent.id);
-        Ok(written)
+        Ok((written, pair))
+    }
+
+    /// The create met the copy an earlier pass made (Graph answers a repeated
+    /// `transactionId`, and other creates look the stamp up first), and it no longer holds
+    /// what the CRM item does: changed while its pair was lost. The two are settled as a link.
+    async fn settle_found_copy(
+        &mut self,
+        crm: &Observed<CrmId>,
+        found: Observed<MailboxItemId>,
+        mut pair: Pair,
+        report: &mut PassReport,
+    ) -> Result<(), PassError> {
+        let spec = self.spec;
+        let mref = spec.mailbox();
+        let (then, conflicts) = crate::engine::settle_found_copy(&link_input(spec), crm, &found);
+        report
+            .conflicts
+            .extend(conflicts.iter().map(|c| describe_conflict(spec, c)));
+        report.linked += 1;
+        match then {
+            AfterLink::Nothing => {}
+            AfterLink::UpdateMailbox => {
+                let written = self
+                    .mailbox
+                    .update(&mref, &found.id, &crm.item, Some(&found.version))
+                    .await?;
+                pair.mailbox_hash = held_hash(&written, &crm.item);
+                pair.mailbox_version = written.version;
+                report.updated_in_mailbox += 1;
+            }
+            AfterLink::UpdateCrm => {
+                let written = self.crm.update(crm.id, &found.item, &crm.version).await?;
+                pair.crm_hash = held_hash(&written, &found.item);
+                pair.crm_version = written.version.clone();
+                pair.mailbox_version = found.version.clone();
+                pair.span = span_of(&found.item);
+                report.updated_in_crm += 1;
+                show_filled_in(
+                    self.mailbox,
+                    spec,
+                    &found.id,
+                    &written,
+                    &found.item,
+                    &mut pair,
+                    report,
+                )
+                .await?;
+            }
+        }
+        self.put(pair);
+        Ok(())
     }
 
     async fn apply_one(
@@ -223,8 +285,50 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
         let kind = self.kind();
         match action {
             Action::CreateInMailbox { crm, stamp } => {
-                self.create_in_mailbox(&crm, &stamp).await?;
-                report.created_in_mailbox += 1;
+                // crmsync made this CRM item from a mailbox item, which carries the stamp; no
+                // pair names it, so that item is out of this pass's sight (moved out of the
+                // window while history was lost). Graph's `transactionId` would not find it:
+                // crmsync did not create it there. Looked up, it is paired, not made twice.
+                if crm.links.made_by_crmsync
+                    && kind == Kind::Diary
+                    && let Some(found) = self.mailbox.find_by_stamp(&mref, &stamp).await?
+                {
+                    let mut pair = new_pair(
+                        crm.id,
+                        crm.version.clone(),
+                        found.id.clone(),
+                        found.version.clone(),
+                        &crm.item,
+                        Side::Mailbox,
+                        true,
+                    );
+                    pair.mailbox_hash = found.item.content_hash();
+                    if found.item.shared_form() == crm.item.shared_form() {
+                        self.put(pair);
+                        report.linked += 1;
+                    } else {
+                        self.settle_found_copy(&crm, found, pair, report).await?;
+                    }
+                    return Ok(());
+                }
+                let (written, pair) = self.create_in_mailbox(&crm, &stamp).await?;
+                match written
+                    .item
+                    .filter(|held| held.shared_form() != crm.item.shared_form())
+                {
+                    None => report.created_in_mailbox += 1,
+                    Some(held) => {
+                        let found = Observed {
+                            id: written.id,
+                            version: written.version,
+                            modified: written.modified,
+                            item: held,
+                            stamp: Some(stamp),
+                            links: Default::default(),
+                        };
+                        self.settle_found_copy(&crm, found, pair, report).await?;
+                    }
+                }
             }
             Action::CreateInCrm { mailbox } => {
                 let intent = self
@@ -306,22 +410,18 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                 pair.span = span_of(&from.item);
                 self.put(pair.clone());
                 report.updated_in_crm += 1;
-                // As after a create in the CRM: what the CRM filled in (a task type the
-                // mailbox item never had, say) is shown in the mailbox too, or the pair
-                // would call two different items equal and they would stay different.
-                if let Some(held) = written
-                    .item
-                    .filter(|h| h.shared_form() != from.item.shared_form())
-                {
-                    let updated = self
-                        .mailbox
-                        .update(&mref, &pair.mailbox_id, &held, Some(&pair.mailbox_version))
-                        .await?;
-                    pair.mailbox_version = updated.version.clone();
-                    pair.mailbox_hash = held_hash(&updated, &held);
-                    self.put(pair);
-                    report.updated_in_mailbox += 1;
-                }
+                let mailbox_id = pair.mailbox_id.clone();
+                show_filled_in(
+                    self.mailbox,
+                    self.spec,
+                    &mailbox_id,
+                    &written,
+                    &from.item,
+                    &mut pair,
+                    report,
+                )
+                .await?;
+                self.put(pair);
             }
             Action::DeleteInMailbox { pair } => {
                 if self.mailbox.delete(&mref, kind, &pair.mailbox_id).await? == Deleted::Deleted {
@@ -438,113 +538,52 @@ fn describe(action: &Action, kind: Kind) -> String {
     }
 }
 
-/// Creates a crash left in flight: each is looked up (the stamp in the mailbox, the content
-/// in the CRM) and paired if it happened; dropped if it did not (the item is still unpaired,
-/// and the uncommitted cursor brings it back to be created).
-pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
+/// After a write to the CRM from a mailbox item: what the CRM filled in (a task type the
+/// mailbox item never had, say) is shown in the mailbox too, or the pair would call two
+/// different items equal and they would stay different.
+pub(super) async fn show_filled_in<M: MailboxConnector>(
     mailbox: &M,
-    crm: &C,
-    history: &UserHistory,
     spec: &PassSpec<'_>,
+    mailbox_id: &MailboxItemId,
+    written: &Written<CrmId>,
+    sent: &Item,
+    pair: &mut Pair,
     report: &mut PassReport,
 ) -> Result<(), PassError> {
-    let kind = spec.kind;
-    let mref = spec.mailbox();
-    for intent in history.intents(kind)? {
-        let mut commit = Commit {
-            resolved_intents: vec![intent.id],
-            ..Commit::default()
-        };
-        match intent.target {
-            Side::Mailbox => {
-                let (Some(stamp), Some(crm_id)) = (&intent.stamp, intent.from_crm) else {
-                    history.commit(kind, &commit)?;
-                    continue;
-                };
-                if let Some(found) = mailbox.find_by_stamp(&mref, stamp).await? {
-                    // Each side's version is recorded only if the side still holds what was
-                    // sent: a version taken after a user's edit since the crash would make
-                    // that edit look synced, and it would be lost. Left unknown, this pass's
-                    // read compares the content instead.
-                    let sent = intent.item.content_hash();
-                    let crm_version = match crm.get(kind, crm_id).await? {
-                        Some(current) if current.item.content_hash() == sent => current.version,
-                        _ => Version(String::new()),
-                    };
-                    let mailbox_version = if found.item.content_hash() == sent {
-                        found.version.clone()
-                    } else {
-                        Version(String::new())
-                    };
-                    let pair = new_pair(
-                        crm_id,
-                        crm_version,
-                        found.id.clone(),
-                        mailbox_version,
-                        &intent.item,
-                        Side::Crm,
-                        true,
-                    );
-                    commit.put.push(pair);
-                    report.intents_resolved += 1;
-                }
-            }
-            Side::Crm => {
-                let since = jiff::Timestamp::from_second(intent.started - 60)
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                if let (Some(mailbox_id), Some(found)) = (
-                    intent.from_mailbox.clone(),
-                    crm.find_created(spec.user.associate_id, &intent.item, since)
-                        .await?,
-                ) {
-                    let mut pair = new_pair(
-                        found.id,
-                        found.version.clone(),
-                        mailbox_id.clone(),
-                        // Not known yet: see below.
-                        Version(String::new()),
-                        &intent.item,
-                        Side::Mailbox,
-                        false,
-                    );
-                    pair.crm_hash = found.item.content_hash();
-                    // The user may have changed or deleted the mailbox item since the crash.
-                    // Its version is recorded only if it still holds what was sent: a version
-                    // taken after a user's edit would make that edit look synced, and it
-                    // would be lost. Left unknown, this pass's read compares the content.
-                    let current = mailbox.get(&mref, kind, &mailbox_id).await?;
-                    if let Some(current) = current {
-                        let unchanged = current.item.content_hash() == intent.item.content_hash();
-                        let stamp = stamp_for(spec.tenant, kind, found.id);
-                        let stamped = mailbox.set_stamp(&mref, kind, &mailbox_id, &stamp).await?;
-                        pair.stamped = true;
-                        if unchanged {
-                            pair.mailbox_version = stamped.version;
-                            // As after a create that was not cut short: the CRM filled in
-                            // what the mailbox item lacked (a task type, say), and the
-                            // mailbox shows it too; else the pair would call both sides
-                            // equal while they differ.
-                            if found.item.shared_form() != intent.item.shared_form() {
-                                let updated = mailbox
-                                    .update(
-                                        &mref,
-                                        &mailbox_id,
-                                        &found.item,
-                                        Some(&pair.mailbox_version),
-                                    )
-                                    .await?;
-                                pair.mailbox_hash =
-                                    updated.item.as_ref().unwrap_or(&found.item).content_hash();
-                                pair.mailbox_version = updated.version;
-                            }
-                        }
-                    }
-                    commit.put.push(pair);
-                    report.intents_resolved += 1;
-                }
-            }
-        }
-        history.commit(kind, &commit)?;
-    }
+    let Some(held) = written
+        .item
+        .as_ref()
+        .filter(|h| h.shared_form() != sent.shared_form())
+    else {
+        return Ok(());
+    };
+    let expected = (!pair.mailbox_version.0.is_empty()).then_some(&pair.mailbox_version);
+    let updated = mailbox
+        .update(&spec.mailbox(), mailbox_id, held, expected)
+        .await?;
+    pair.mailbox_version = updated.version.clone();
+    pair.mailbox_hash = held_hash(&updated, held);
+    report.updated_in_mailbox += 1;
     Ok(())
+}
+
+/// The engine's input for settling one link outside a plan.
+pub(super) fn link_input<'a>(spec: &'a PassSpec<'a>) -> crate::engine::Input<'a> {
+    crate::engine::Input {
+        kind: spec.kind,
+        window: &spec.window,
+        tenant: spec.tenant,
+        policy: &spec.policy,
+        crm: &[],
+        mailbox: &[],
+        pairs: &[],
+        pair_count: 0,
+    }
+}
+
+pub(super) fn describe_conflict(spec: &PassSpec<'_>, c: &crate::engine::Conflict) -> String {
+    format!(
+        "{} item {} / {}: a create cut off earlier met a copy changed since ({}); {:?} side kept",
+        spec.kind, c.crm.id, c.mailbox.id, c.reason, c.winner
+    )
 }

@@ -8,6 +8,7 @@
 
 mod apply;
 mod observe;
+mod settle;
 
 use jiff::Timestamp;
 
@@ -127,7 +128,7 @@ pub async fn run<M: MailboxConnector, C: CrmConnector>(
     prefetched: Prefetched,
 ) -> Result<PassReport, PassError> {
     let mut report = PassReport::default();
-    apply::settle_intents(mailbox, crm, history, spec, &mut report).await?;
+    settle::settle_intents(mailbox, crm, history, spec, &mut report).await?;
 
     let observed = observe::observe(mailbox, crm, history, spec, prefetched, &mut report).await?;
     let pair_count = history.pair_count(spec.kind)?;
