@@ -100,11 +100,8 @@ pub fn occurrence_dates(
     let first = periods.containing(from.max(recurrence.range.start))?;
     let mut index = periods.count_before(first)?;
     let mut p = first;
-    loop {
-        // Past the last representable date there is nothing more to find.
-        let Ok(start) = periods.start_of(p) else {
-            break;
-        };
+    // Past the last representable date there is nothing more to find.
+    while let Ok(start) = periods.start_of(p) {
         if start > to {
             break;
         }

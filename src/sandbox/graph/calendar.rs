@@ -48,7 +48,7 @@ fn check_expand(expands: &[Expand]) -> Result<(), GraphError> {
 /// What a calendar answer lists: a stored event, or an instance of a series.
 pub enum Row<'a> {
     Stored(&'a Event),
-    Instance(Instance),
+    Instance(Box<Instance>),
 }
 
 impl Row<'_> {
@@ -120,7 +120,7 @@ fn row_of<'a>(mb: &'a Mailbox, id: &str) -> Result<Row<'a>, GraphError> {
         .shape()
         .and_then(|shape| shape.slot_at(original_start))
         .ok_or_else(GraphError::item_not_found)?;
-    Ok(Row::Instance(master.instance(&slot)))
+    Ok(Row::Instance(Box::new(master.instance(&slot))))
 }
 
 fn context_for(ctx: &Ctx<'_>, mb: &Mailbox, collection: &str, select: Option<&[&str]>) -> String {
@@ -232,7 +232,14 @@ pub fn update(mb: &mut Mailbox, ctx: &Ctx<'_>, id: &str) -> Answer {
     ctx.if_match(&version)?;
     let body = ctx.json_body()?;
     let instance = series::update_instance(mb, &master_id, original_start, &body, ctx.now)?;
-    let mut body = row_json(mb, &Row::Instance(instance), ctx, None, &[], false)?;
+    let mut body = row_json(
+        mb,
+        &Row::Instance(Box::new(instance)),
+        ctx,
+        None,
+        &[],
+        false,
+    )?;
     body["@odata.context"] = context_for(ctx, mb, "events/$entity", None).into();
     Ok(ctx.applied(Reply::ok(body), true, None))
 }
@@ -254,7 +261,11 @@ pub fn delete(mb: &mut Mailbox, ctx: &Ctx<'_>, id: &str) -> Answer {
 /// The master, original start and version (the master's) of a live instance.
 fn instance_target(mb: &Mailbox, id: &str) -> Result<(String, Timestamp, String), GraphError> {
     match row_of(mb, id)? {
-        Row::Instance(i) => Ok((i.master_id, i.original_start, i.master_change_key)),
+        Row::Instance(i) => Ok((
+            i.master_id.clone(),
+            i.original_start,
+            i.master_change_key.clone(),
+        )),
         Row::Stored(e) => Ok((e.id.clone(), e.view_span().0, e.change_key.clone())),
     }
 }
@@ -304,7 +315,12 @@ pub fn view(mb: &Mailbox, ctx: &Ctx<'_>) -> Answer {
     let mut rows = Vec::new();
     for event in mb.events.iter() {
         if event.series.is_some() {
-            rows.extend(event.instances(start, end).into_iter().map(Row::Instance));
+            rows.extend(
+                event
+                    .instances(start, end)
+                    .into_iter()
+                    .map(|i| Row::Instance(Box::new(i))),
+            );
         } else if event.in_window(start, end) {
             rows.push(Row::Stored(event));
         }
@@ -336,7 +352,7 @@ pub fn instances(mb: &Mailbox, ctx: &Ctx<'_>, id: &str) -> Answer {
     let rows: Vec<Row<'_>> = event
         .instances(start, end)
         .into_iter()
-        .map(Row::Instance)
+        .map(|i| Row::Instance(Box::new(i)))
         .collect();
     let context = context_for(
         ctx,
@@ -435,7 +451,8 @@ fn delta_entries(
             let nothing_live = instances.is_empty();
             for instance in instances {
                 let exception = instance.exception;
-                let mut value = row_json(mb, &Row::Instance(instance), ctx, None, &[], true)?;
+                let mut value =
+                    row_json(mb, &Row::Instance(Box::new(instance)), ctx, None, &[], true)?;
                 if !exception && let Value::Object(map) = &mut value {
                     map.retain(|k, _| {
                         matches!(
