@@ -10,6 +10,8 @@
 
 mod expand;
 #[cfg(test)]
+mod oracle_tests;
+#[cfg(test)]
 mod tests;
 
 pub use expand::{Occurrence, occurrence_dates, occurrences};
