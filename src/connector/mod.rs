@@ -5,6 +5,7 @@
 pub mod graph;
 pub mod http;
 pub mod model;
+pub mod recurrence;
 pub mod superoffice;
 
 use std::collections::BTreeMap;

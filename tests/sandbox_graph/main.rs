@@ -11,6 +11,7 @@ mod calendar;
 mod conformance;
 mod delta;
 mod errors;
+mod recurrence;
 mod todo_contacts;
 
 use std::sync::Arc;

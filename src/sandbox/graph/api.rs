@@ -274,6 +274,10 @@ fn mailbox_route(tenant: &Tenant, index: usize, ctx: &Ctx<'_>, rest: &[String]) 
                 _ => nope(),
             }
         }
+        ["events", _, "instances"] | ["calendar", "events", _, "instances"] => match *m {
+            Method::GET => calendar::instances(mb, ctx, &rest[rest.len() - 2]),
+            _ => nope(),
+        },
         ["calendar"] => match *m {
             Method::GET => calendar::calendar(mb, ctx),
             _ => nope(),

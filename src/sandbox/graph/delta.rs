@@ -218,25 +218,45 @@ pub fn page<'a, T: Item>(
     size: usize,
     in_scope: impl Fn(&T) -> bool,
 ) -> (Vec<Change<'a, T>>, Option<u64>) {
+    let initial = state.initial;
+    let grouped = page_grouped(collection, state, size, |change| {
+        Ok::<_, std::convert::Infallible>(match change {
+            Change::Live(item) if in_scope(item) => vec![Change::Live(item)],
+            // Out of scope (outside the window): unknown to a first round, a removal after.
+            Change::Live(item) if !initial => vec![Change::Removed(item.id())],
+            Change::Removed(id) if !initial => vec![Change::Removed(id)],
+            _ => Vec::new(),
+        })
+    });
+    match grouped {
+        Ok(page) => page,
+        Err(never) => match never {},
+    }
+}
+
+/// One page of a round where each change of the log stands for a group of entries (a
+/// series and its instances), which a page never splits: a page ends before a group that
+/// would overflow it, and holds a larger group alone.
+pub fn page_grouped<'a, T: Item, V, E>(
+    collection: &'a Collection<T>,
+    state: &DeltaState,
+    size: usize,
+    mut group: impl FnMut(Change<'a, T>) -> Result<Vec<V>, E>,
+) -> Result<(Vec<V>, Option<u64>), E> {
     let upper = state.upper.unwrap_or(state.position);
     let mut out = Vec::new();
     let mut position = state.position;
     for (seq, change) in collection.changes(state.position, upper) {
-        let entry = match change {
-            Change::Live(item) if in_scope(item) => Some(Change::Live(item)),
-            // Out of scope (outside the window): unknown to a first round, a removal after.
-            Change::Live(item) => (!state.initial).then(|| Change::Removed(item.id())),
-            Change::Removed(id) => (!state.initial).then_some(Change::Removed(id)),
-        };
-        if let Some(entry) = entry {
-            if out.len() == size.max(1) {
-                return (out, Some(position));
+        let entries = group(change)?;
+        if !entries.is_empty() {
+            if !out.is_empty() && out.len() + entries.len() > size.max(1) {
+                return Ok((out, Some(position)));
             }
-            out.push(entry);
+            out.extend(entries);
         }
         position = seq;
     }
-    (out, None)
+    Ok((out, None))
 }
 
 /// The page's body: `value`, and `@odata.nextLink` or `@odata.deltaLink`.

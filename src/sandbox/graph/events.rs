@@ -1,9 +1,10 @@
 //! The event resource: what is stored, how a create or update body changes it (with Graph's
 //! validation of times and all-day events), and the documented JSON it is shown as.
 //!
-//! Only single instances exist so far. Recurrence (issue 8) adds a `recurrence` to the
-//! stored event and expands it where [`Event::view_span`] is used today (calendarView and
-//! its delta ask each stored event which instances fall in the window).
+//! A recurring series is one stored event, its `seriesMaster`, with a
+//! [`Series`](super::series::Series); `series.rs` expands it into instances.
+
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
@@ -13,6 +14,7 @@ use super::body::ItemBody;
 use super::error::GraphError;
 use super::events_json::physical_address;
 use super::extprops::{self, ExtProps};
+use super::series::Series;
 use super::store::{Item, Mailbox};
 use super::tokens::{self, IdKind};
 use super::wire::{self, DtTz, Obj, Zone};
@@ -92,7 +94,7 @@ const READ_ONLY: &[&str] = &[
 ];
 
 /// When an event happens: instants, or whole days that no time zone shifts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Span {
     Timed { start: Timestamp, end: Timestamp },
     AllDay { start: Date, end: Date },
@@ -133,6 +135,8 @@ pub struct Event {
     pub is_online_meeting: bool,
     pub online_meeting_provider: &'static str,
     pub extended: ExtProps,
+    /// Set on a series master.
+    pub series: Option<Arc<Series>>,
 }
 
 impl Item for Event {
@@ -190,6 +194,7 @@ impl Event {
             is_online_meeting: false,
             online_meeting_provider: "unknown",
             extended: Vec::new(),
+            series: None,
         }
     }
 
@@ -301,13 +306,23 @@ impl Event {
                 "The transactionId of an event cannot be changed after the event is created.",
             ));
         }
+        let before = event.shape();
         event.apply(&obj)?;
         let seq = mailbox.next_seq();
         event.modified = now;
         event.change_key = mailbox.change_key(seq);
+        if let (Some(before), Some(series)) = (before, event.series.as_mut()) {
+            Arc::make_mut(series).remember(seq, before);
+        }
         mailbox.events.put(event.clone(), seq);
         event.seq = seq;
         Ok(event)
+    }
+
+    /// Applies a PATCH body to an occurrence or exception of a series.
+    pub(super) fn apply_instance(&mut self, obj: &Obj<'_>) -> Result<(), GraphError> {
+        obj.known(&[WRITABLE, READ_ONLY].concat())?;
+        self.apply(obj)
     }
 
     /// Deletes an event (leaving a tombstone for delta).
@@ -317,8 +332,14 @@ impl Event {
             .events
             .remove(id, seq)
             .ok_or_else(GraphError::item_not_found)?;
-        if let Some(tx) = event.transaction_id {
-            mailbox.transactions.remove(&tx);
+        if let Some(tx) = &event.transaction_id {
+            mailbox.transactions.remove(tx);
+        }
+        // Delta reports a deleted series' instances as removed, from its last shapes.
+        if let (Some(shape), Some(series)) = (event.shape(), event.series) {
+            let mut shapes = series.earlier.clone();
+            shapes.push_back((seq, shape));
+            mailbox.remember_removed_series(id, shapes);
         }
         Ok(())
     }
@@ -332,13 +353,6 @@ impl Event {
                     format!("The sandbox does not emulate '{unsupported}' on events."),
                 ));
             }
-        }
-        if obj.get("recurrence").is_some_and(|r| !r.is_null()) {
-            return Err(GraphError::new(
-                axum::http::StatusCode::NOT_IMPLEMENTED,
-                "notSupported",
-                "The sandbox does not emulate recurring events yet.",
-            ));
         }
         if let Some(s) = obj
             .string("subject")?
@@ -401,7 +415,8 @@ impl Event {
             };
         }
         extprops::apply(&mut self.extended, obj)?;
-        self.apply_times(obj)
+        self.apply_times(obj)?;
+        self.apply_recurrence(obj.get("recurrence"))
     }
 
     /// The start (or end) as a `dateTimeTimeZone` in the zone it was given in.
@@ -486,24 +501,13 @@ impl Event {
 
     /// The time the event covers, for calendarView windows (all-day days from UTC midnight).
     pub fn view_span(&self) -> (Timestamp, Timestamp) {
-        match self.span {
-            Span::Timed { start, end } => (start, end),
-            Span::AllDay { start, end } => {
-                let utc = |d: Date| {
-                    midnight(d)
-                        .to_zoned(jiff::tz::TimeZone::UTC)
-                        .map(|z| z.timestamp())
-                        .unwrap_or(Timestamp::UNIX_EPOCH)
-                };
-                (utc(start), utc(end))
-            }
-        }
+        self.span.view()
     }
 
-    /// Whether the event shows in a calendarView of `[start, end)`.
+    /// Whether the event shows in a calendarView of `[start, end)` (a single instance; a
+    /// series shows through its instances).
     pub fn in_window(&self, start: Timestamp, end: Timestamp) -> bool {
-        let (s, e) = self.view_span();
-        s < end && (e > start || (s == e && s >= start))
+        self.span.in_window(start, end)
     }
 }
 

@@ -104,7 +104,7 @@ impl Event {
             "responseRequested": self.response_requested,
             "seriesMasterId": null,
             "showAs": self.show_as,
-            "type": "singleInstance",
+            "type": if self.series.is_some() { "seriesMaster" } else { "singleInstance" },
             "webLink": format!(
                 "https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item",
                 wire::percent_encode(&self.id)
@@ -124,7 +124,7 @@ impl Event {
             "end": end,
             "location": location,
             "locations": locations,
-            "recurrence": null,
+            "recurrence": self.series.as_ref().map(|s| s.recur.render()),
             "attendees": attendees,
             "organizer": {"emailAddress": {"name": owner.display_name, "address": owner.address()}},
         });

@@ -18,6 +18,8 @@ mod events_json;
 mod extprops;
 mod filter;
 mod query;
+mod recurrence;
+mod series;
 mod store;
 mod todo;
 mod todo_api;

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::contacts::{Contact, ContactFolder};
 use super::events::Event;
+use super::series::Shape;
 use super::todo::{Task, TodoList};
 use super::tokens::{self, IdKind};
 use crate::sandbox::scenario::{GraphTenant, MailboxSeed};
@@ -181,6 +182,9 @@ pub struct Mailbox {
     pub events: Collection<Event>,
     /// transactionId -> event id, for live events.
     pub transactions: HashMap<String, String>,
+    /// The last shapes of deleted series masters, for delta's removals (oldest first out).
+    pub removed_series: HashMap<String, VecDeque<(u64, Shape)>>,
+    removed_series_order: VecDeque<String>,
     pub lists: Vec<TodoList>,
     pub root_folder_id: String,
     /// The first is the default Contacts folder.
@@ -202,6 +206,8 @@ impl Mailbox {
             calendar_id,
             events: Collection::default(),
             transactions: HashMap::new(),
+            removed_series: HashMap::new(),
+            removed_series_order: VecDeque::new(),
             lists: Vec::new(),
             root_folder_id,
             folders: Vec::new(),
@@ -224,6 +230,17 @@ impl Mailbox {
     pub fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
+    }
+
+    /// Keeps a deleted series' shapes while its tombstone may still be reported.
+    pub fn remember_removed_series(&mut self, id: &str, shapes: VecDeque<(u64, Shape)>) {
+        self.removed_series.insert(id.to_string(), shapes);
+        self.removed_series_order.push_back(id.to_string());
+        while self.removed_series_order.len() > MAX_TOMBSTONES {
+            if let Some(oldest) = self.removed_series_order.pop_front() {
+                self.removed_series.remove(&oldest);
+            }
+        }
     }
 
     /// The latest sequence number used.

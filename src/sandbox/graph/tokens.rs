@@ -51,6 +51,60 @@ pub fn outlook_id(rng: &mut ChaCha8Rng, mailbox_guid: &str, kind: IdKind) -> Str
     rest_base64(&bytes)
 }
 
+/// Marks the bytes an occurrence adds to its series master's id.
+const OCCURRENCE_MARK: [u8; 4] = [0x4f, 0x43, 0x43, 0x52];
+
+fn rest_decode(id: &str) -> Option<Vec<u8>> {
+    let standard: String = id
+        .chars()
+        .map(|c| match c {
+            '-' => '/',
+            '_' => '+',
+            c => c,
+        })
+        .collect();
+    STANDARD.decode(standard.as_bytes()).ok()
+}
+
+/// The id of the occurrence of `master_id` whose pattern start is `original_start`: the
+/// master's bytes and the start, so it is the same on every answer and names its series.
+pub fn occurrence_id(master_id: &str, original_start: jiff::Timestamp) -> String {
+    let mut bytes = rest_decode(master_id).unwrap_or_default();
+    bytes.extend(OCCURRENCE_MARK);
+    bytes.extend(original_start.as_second().to_be_bytes());
+    rest_base64(&bytes)
+}
+
+/// The series master id and original start an occurrence id names.
+pub fn split_occurrence_id(id: &str) -> Option<(String, jiff::Timestamp)> {
+    let bytes = rest_decode(id)?;
+    let (head, seconds) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+    let (master, mark) = head.split_at_checked(head.len().checked_sub(OCCURRENCE_MARK.len())?)?;
+    if mark != OCCURRENCE_MARK {
+        return None;
+    }
+    let seconds = i64::from_be_bytes(seconds.try_into().ok()?);
+    let start = jiff::Timestamp::from_second(seconds).ok()?;
+    Some((rest_base64(master), start))
+}
+
+/// An occurrence's `iCalUId`: the master's with the occurrence's date where Exchange puts
+/// an instance date (after the fixed prefix).
+pub fn occurrence_ical_uid(master_uid: &str, date: jiff::civil::Date) -> String {
+    const PREFIX: usize = 32;
+    if master_uid.len() < PREFIX + 8 || !master_uid.is_char_boundary(PREFIX + 8) {
+        return master_uid.to_string();
+    }
+    format!(
+        "{}{:04X}{:02X}{:02X}{}",
+        &master_uid[..PREFIX],
+        date.year(),
+        date.month(),
+        date.day(),
+        &master_uid[PREFIX + 8..]
+    )
+}
+
 /// Whether `id` could be an Exchange id at all (else Graph says `ErrorInvalidIdMalformed`).
 pub fn well_formed(id: &str) -> bool {
     let standard: String = id
