@@ -10,8 +10,10 @@ mod batch_writes;
 mod delta;
 mod folders;
 pub mod map;
+pub mod patterned;
 mod update;
 mod users;
+pub mod windows_zones;
 pub mod wire;
 mod writes;
 
