@@ -11,6 +11,7 @@ mod delta;
 mod folders;
 pub mod map;
 pub mod patterned;
+pub mod series;
 mod update;
 mod users;
 pub mod windows_zones;
