@@ -12,6 +12,7 @@ mod folders;
 pub mod map;
 pub mod patterned;
 pub mod series;
+pub mod series_write;
 mod update;
 mod users;
 pub mod windows_zones;
