@@ -170,7 +170,7 @@ pub fn to_iana(name: &str) -> Option<String> {
         return None;
     }
     if UTC_ALIASES.iter().any(|a| a.eq_ignore_ascii_case(name)) {
-        return Some("UTC".to_string());
+        return Some("Etc/UTC".to_string());
     }
     if let Some(iana) = windows_to_iana(name) {
         return Some(iana.to_string());
@@ -219,7 +219,7 @@ mod tests {
             Some("America/New_York")
         );
         assert_eq!(to_iana("UTC").as_deref(), Some("Etc/UTC"));
-        assert_eq!(to_iana("tzone://Microsoft/Utc").as_deref(), Some("UTC"));
+        assert_eq!(to_iana("tzone://Microsoft/Utc").as_deref(), Some("Etc/UTC"));
         assert_eq!(to_iana("Mars Standard Time"), None);
         assert_eq!(to_iana(""), None);
     }
