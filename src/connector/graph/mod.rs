@@ -10,8 +10,12 @@ mod batch_writes;
 mod delta;
 mod folders;
 pub mod map;
+pub mod patterned;
+pub mod series;
+pub mod series_write;
 mod update;
 mod users;
+pub mod windows_zones;
 pub mod wire;
 mod writes;
 
