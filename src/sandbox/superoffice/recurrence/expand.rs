@@ -236,6 +236,38 @@ mod tests {
     }
 
     #[test]
+    fn yearly_rules_give_one_date_a_year_in_their_month() {
+        let fourth_thursday = spec(
+            date(2026, 1, 5),
+            End::Count(3),
+            Pattern::Yearly {
+                month: 11,
+                on: MonthDay::WeekdayOfMonth {
+                    week: 4,
+                    weekday: Weekday::Thursday,
+                },
+            },
+        );
+        assert_eq!(
+            fourth_thursday.dates(date(2100, 1, 1)),
+            vec![date(2026, 11, 26), date(2027, 11, 25), date(2028, 11, 23)]
+        );
+        // 29 February: the last day of February in other years; the start date counts.
+        let leap = spec(
+            date(2028, 3, 1),
+            End::Date(date(2030, 12, 31)),
+            Pattern::Yearly {
+                month: 2,
+                on: MonthDay::DayOfMonth(29),
+            },
+        );
+        assert_eq!(
+            leap.dates(date(2100, 1, 1)),
+            vec![date(2029, 2, 28), date(2030, 2, 28)]
+        );
+    }
+
+    #[test]
     fn last_friday_and_never_ending_rules_stop_at_until() {
         let s = spec(
             date(2026, 1, 1),
