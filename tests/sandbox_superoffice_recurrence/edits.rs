@@ -247,3 +247,64 @@ async fn a_user_creates_a_series_edits_and_deletes_occurrences_and_changes_its_e
         .await;
     assert_eq!(not_series.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_on_a_plain_appointment_makes_a_series_and_is_recurrence_false_takes_a_row_out() {
+    let so = so_at(MONDAY).await;
+    let plain = create(
+        &so,
+        &meeting(
+            "2026-01-06T09:00:00+01:00",
+            "2026-01-06T10:00:00+01:00",
+            serde_json::Value::Null,
+        ),
+    )
+    .await;
+    let id = plain["AppointmentId"].as_u64().unwrap();
+    let mut entity = plain.clone();
+    entity["Recurrence"] = weekly(
+        "Tuesday",
+        1,
+        json!({"RecurrenceEndType": "Counter", "RecurrenceCounter": 3}),
+    );
+    let put = so
+        .send_json(Method::PUT, &format!("Appointment/{id}"), &entity)
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let rule = rule_of(&put.body);
+    let series = rows(&so, rule, "NO").await;
+    assert_eq!(days(&series), ["2026-01-06", "2026-01-13", "2026-01-20"]);
+    assert_eq!(
+        u64::from(series[0].0),
+        id,
+        "the appointment is the first row"
+    );
+
+    // IsRecurrence false on the middle row: it stays, outside the series.
+    let middle = series[1].0;
+    let mut row = so.get(&format!("Appointment/{middle}")).await.body;
+    row["Recurrence"]["IsRecurrence"] = json!(false);
+    let out = so
+        .send_json(Method::PUT, &format!("Appointment/{middle}"), &row)
+        .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.body["Recurrence"], serde_json::Value::Null);
+    assert_eq!(&out.body["StartDate"].as_str().unwrap()[..10], "2026-01-13");
+    assert_eq!(
+        days(&rows(&so, rule, "NO").await),
+        ["2026-01-06", "2026-01-20"]
+    );
+    // A longer series does not give the taken-out date again.
+    let ended = so
+        .control(
+            Method::PUT,
+            &format!("/series/{id}/end"),
+            Some(json!({"count": 4})),
+        )
+        .await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    assert_eq!(
+        days(&rows(&so, rule, "NO").await),
+        ["2026-01-06", "2026-01-20", "2026-01-27"]
+    );
+}
