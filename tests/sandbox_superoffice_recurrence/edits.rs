@@ -308,3 +308,37 @@ async fn a_rule_on_a_plain_appointment_makes_a_series_and_is_recurrence_false_ta
         ["2026-01-06", "2026-01-20", "2026-01-27"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_every_row_ends_a_never_ending_series() {
+    let mut so = so_at(MONDAY).await;
+    let yearly = json!({"IsRecurrence": true, "Pattern": "Yearly",
+                        "YearPattern": {"Pattern": "DayOfMonth", "Day": 15, "Cycle": 3}});
+    let first = create(
+        &so,
+        &meeting(
+            "2026-01-05T09:00:00+01:00",
+            "2026-01-05T10:00:00+01:00",
+            yearly,
+        ),
+    )
+    .await;
+    let rule = rule_of(&first);
+    let only = rows(&so, rule, "NO").await;
+    assert_eq!(days(&only), ["2026-03-15"]);
+    let deleted = so
+        .send_json(
+            Method::DELETE,
+            &format!("Appointment/{}", only[0].0),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    // A year later housekeeping has run, and the deleted series did not come back.
+    so.sandbox
+        .state()
+        .clock
+        .advance(std::time::Duration::from_secs(400 * 86_400));
+    so.ticket = so.authenticate().await;
+    assert!(rows(&so, rule, "NO").await.is_empty());
+}

@@ -427,7 +427,13 @@ impl Request<'_> {
         if let Err(e) = saved {
             return write_error(e);
         }
-        match data.appointments.get(&id) {
+        // A new rule may delete the row it was saved through (its date no longer occurs):
+        // the answer is then the series' first row.
+        let shown = match current.occurrence.and_then(|o| data.first_row_of(o)) {
+            Some(first) if !data.appointments.contains_key(&id) => first,
+            _ => id,
+        };
+        match data.appointments.get(&shown) {
             Some(a) => with_last_modified(self.view(data).appointment(a), a.updated),
             None => not_found(&format!("Appointment id {id} not found")),
         }

@@ -7,11 +7,12 @@ use jiff::civil::{Date, Weekday};
 /// How the daily pattern repeats (`RecurrenceDailyPattern`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Daily {
-    EveryCyclicDay(u32),
+    /// `EveryCyclicDay`: every `n` days.
+    Cyclic(u32),
     /// Monday to Friday.
-    EveryWeekday,
+    Weekdays,
     /// Monday to Friday too: the sandbox has no holiday calendar.
-    EveryWorkday,
+    Workdays,
 }
 
 /// Which day of a month (`RecurrenceMonthlyPattern` / `RecurrenceYearlyPattern`).
@@ -88,12 +89,12 @@ impl Spec {
         match self.pattern {
             Pattern::Daily(daily) => {
                 let step = match daily {
-                    Daily::EveryCyclicDay(n) => i64::from(n.max(1)),
+                    Daily::Cyclic(n) => i64::from(n.max(1)),
                     _ => 1,
                 };
                 let mut d = self.start;
                 loop {
-                    let weekday_only = !matches!(daily, Daily::EveryCyclicDay(_));
+                    let weekday_only = !matches!(daily, Daily::Cyclic(_));
                     let skip = weekday_only && d.weekday().to_monday_zero_offset() >= 5;
                     if !skip && !push(d) {
                         break;
@@ -287,7 +288,7 @@ mod tests {
         let weekdays = spec(
             date(2026, 1, 2),
             End::Never,
-            Pattern::Daily(Daily::EveryWeekday),
+            Pattern::Daily(Daily::Weekdays),
         );
         assert_eq!(
             weekdays.dates(date(2026, 1, 6)),

@@ -400,7 +400,17 @@ impl Data {
         if let Some(rule) = self.rules.get_mut(&o.rule_id) {
             rule.rows.remove(&o.original_date);
             rule.cancelled.insert(o.original_date);
+            // The REST API deletes a series row by row: once none is left the series is gone,
+            // and housekeeping must not bring it back at the horizon.
+            if rule.rows.is_empty() {
+                self.rules.remove(&o.rule_id);
+            }
         }
+    }
+
+    /// The first row of the series of a row (which may itself be gone).
+    pub fn first_row_of(&self, o: Occurrence) -> Option<u32> {
+        self.rules.get(&o.rule_id)?.rows.values().next().copied()
     }
 
     /// Whether a requested recurrence is the row's rule as it is (an edit of the row alone).

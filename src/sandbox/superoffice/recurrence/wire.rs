@@ -173,9 +173,9 @@ pub fn read(entity: &Value, tz: &TzMode) -> Result<Requested, String> {
         1 => {
             let p = object(r, "DayPattern")?;
             Pattern::Daily(match enum_of(p, "Pattern", DAY_PATTERNS)? {
-                1 => Daily::EveryWorkday,
-                2 => Daily::EveryWeekday,
-                3 => Daily::EveryCyclicDay(cycle(p, "DayPattern")?),
+                1 => Daily::Workdays,
+                2 => Daily::Weekdays,
+                3 => Daily::Cyclic(cycle(p, "DayPattern")?),
                 _ => {
                     return Err("DayPattern.Pattern must be EveryWorkday, EveryWeekday or \
                                 EveryCyclicDay"
@@ -268,9 +268,9 @@ pub fn render(rule: &Rule, tz: &TzMode) -> Value {
     let (pattern, day, week, month, year) = match spec.pattern {
         Pattern::Daily(d) => {
             let (name, cycle) = match d {
-                Daily::EveryWorkday => ("EveryWorkday", 0),
-                Daily::EveryWeekday => ("EveryWeekday", 0),
-                Daily::EveryCyclicDay(n) => ("EveryCyclicDay", n),
+                Daily::Workdays => ("EveryWorkday", 0),
+                Daily::Weekdays => ("EveryWeekday", 0),
+                Daily::Cyclic(n) => ("EveryCyclicDay", n),
             };
             let p = json!({ "Pattern": name, "Cycle": cycle });
             ("Daily", p, Value::Null, Value::Null, Value::Null)
