@@ -18,6 +18,7 @@ use super::model::{
     Appointment, AppointmentData, AppointmentType, Completed, Private, RecordType, Span, WriteError,
 };
 use super::patch::{self, PatchError};
+use super::recurrence::{self, Requested};
 use super::time::{TzMode, http_date, parse_http_date, plus_seconds, whole_seconds};
 use super::{AppState, auth, bad_request, error, not_found};
 
@@ -152,6 +153,7 @@ async fn dispatch(
         Ok(c) => c,
         Err(response) => return *response,
     };
+    state.superoffice.housekeeping(now);
     let tz = match TzMode::from_header(header(&headers, "so-timezone")) {
         Ok(tz) => tz,
         Err(e) => return bad_request(&e),
@@ -326,7 +328,14 @@ impl Request<'_> {
             Ok(p) => p,
             Err(m) => return bad_request(&m),
         };
-        match data.create_appointment(parsed, self.caller.associate, self.now) {
+        let created = match recurrence::read(&body, &self.tz) {
+            Ok(Requested::On(wanted)) => {
+                data.create_series(parsed, &wanted, self.caller.associate, self.now)
+            }
+            Ok(_) => data.create_appointment(parsed, self.caller.associate, self.now),
+            Err(m) => return bad_request(&m),
+        };
+        match created {
             Ok(id) => match data.appointments.get(&id) {
                 Some(a) => with_last_modified(self.view(data).appointment(a), a.updated),
                 None => not_found(&format!("Appointment id {id} not found")),
@@ -365,7 +374,7 @@ impl Request<'_> {
             );
         }
         let by = self.caller.associate;
-        let new_data = match (method.as_str(), parsed_body) {
+        let entity = match (method.as_str(), parsed_body) {
             ("DELETE", _) => {
                 return match data.delete_appointment(id, by, self.now) {
                     Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -391,19 +400,40 @@ impl Request<'_> {
                     }
                     Err(PatchError::Invalid(m)) => return bad_request(&m),
                 }
-                read_appointment(&entity, &self.tz, data)
+                entity
             }
-            (_, Some(entity)) => read_appointment(&entity, &self.tz, data),
+            (_, Some(entity)) => entity,
             (_, None) => return bad_request("Entity to save is not in request body"),
         };
-        let new_data = match new_data {
-            Ok(d) => d,
+        let (new_data, requested) = match read_appointment(&entity, &self.tz, data)
+            .and_then(|d| Ok((d, recurrence::read(&entity, &self.tz)?)))
+        {
+            Ok(parsed) => parsed,
             Err(m) => return bad_request(&m),
         };
-        if let Err(e) = data.update_appointment(id, new_data, by, self.now) {
+        let now = self.now;
+        // The rule as it is: this row alone (an exception). Another rule: the whole series.
+        let saved = match (requested, current.occurrence) {
+            (Requested::On(w), Some(o)) if data.same_rule(o.rule_id, &w) => {
+                data.update_appointment(id, new_data, by, now)
+            }
+            (Requested::On(w), Some(_)) => data.change_series(id, new_data, &w, by, now),
+            (Requested::On(w), None) => data.make_series(id, new_data, &w, by, now),
+            (Requested::Off, Some(_)) => data
+                .update_appointment(id, new_data, by, now)
+                .map(|()| data.detach_occurrence(id)),
+            _ => data.update_appointment(id, new_data, by, now),
+        };
+        if let Err(e) = saved {
             return write_error(e);
         }
-        match data.appointments.get(&id) {
+        // A new rule may delete the row it was saved through (its date no longer occurs):
+        // the answer is then the series' first row.
+        let shown = match current.occurrence.and_then(|o| data.first_row_of(o)) {
+            Some(first) if !data.appointments.contains_key(&id) => first,
+            _ => id,
+        };
+        match data.appointments.get(&shown) {
             Some(a) => with_last_modified(self.view(data).appointment(a), a.updated),
             None => not_found(&format!("Appointment id {id} not found")),
         }
@@ -455,6 +485,7 @@ impl Request<'_> {
             created_by: 0,
             updated_by: 0,
             updated_count: 0,
+            occurrence: None,
         };
         let mut body = self.view(data).appointment(&draft);
         body["CreatedDate"] = json!(super::entities::EMPTY_DATE);

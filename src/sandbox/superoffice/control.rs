@@ -18,7 +18,7 @@ use super::super::SandboxState;
 use super::super::control::bad_request;
 use super::super::scenario::When;
 use super::entities::View;
-use super::model::{AppointmentData, Completed, Person, Private, RecordType, WriteError};
+use super::model::{AppointmentData, Completed, Data, Person, Private, RecordType, WriteError};
 use super::time::TzMode;
 use super::{Appointment, SuperOfficeStore, seeded_span};
 
@@ -114,49 +114,9 @@ impl SuperOfficeStore {
     ) -> Result<Appointment, WriteError> {
         let mut inner = self.write();
         let data = &mut inner.data;
-        let record_type = if new.todo {
-            RecordType::ToDo
-        } else {
-            RecordType::Appointment
-        };
-        let task_name = new
-            .task
-            .unwrap_or_else(|| if new.todo { "To do" } else { "Meeting" }.to_string());
-        let task = data
-            .task_named(&task_name)
-            .filter(|t| (t.record_type == RecordType::ToDo) == new.todo)
-            .ok_or_else(|| {
-                WriteError::Invalid(format!(
-                    "No task list item {task_name:?} of record type {}",
-                    record_type.name()
-                ))
-            })?
-            .clone();
-        let (kind, span) = seeded_span(new.todo, &new.when);
-        let appointment = AppointmentData {
-            associate_id: new.associate_id,
-            task_id: task.id,
-            kind,
-            title: new.title,
-            description: new.description,
-            location: new.location,
-            span,
-            private: if new.private {
-                Private::PrivateUser
-            } else {
-                Private::Public
-            },
-            free: new.free.unwrap_or(task.default_free),
-            alarm_minutes: new.alarm_minutes,
-            completed: if new.completed {
-                Completed::Completed
-            } else {
-                Completed::NotStarted
-            },
-            person_id: new.person_id,
-            contact_id: new.company_id,
-        };
-        let id = data.create_appointment(appointment, new.associate_id, now)?;
+        let by = new.associate_id;
+        let appointment = user_appointment_data(data, new)?;
+        let id = data.create_appointment(appointment, by, now)?;
         data.appointments
             .get(&id)
             .cloned()
@@ -390,6 +350,56 @@ impl SuperOfficeStore {
     }
 }
 
+/// What a user enters for a new appointment, as the row's content.
+pub(super) fn user_appointment_data(
+    data: &Data,
+    new: UserAppointment,
+) -> Result<AppointmentData, WriteError> {
+    let record_type = if new.todo {
+        RecordType::ToDo
+    } else {
+        RecordType::Appointment
+    };
+    let task_name = new
+        .task
+        .unwrap_or_else(|| if new.todo { "To do" } else { "Meeting" }.to_string());
+    let task = data
+        .task_named(&task_name)
+        .filter(|t| (t.record_type == RecordType::ToDo) == new.todo)
+        .ok_or_else(|| {
+            WriteError::Invalid(format!(
+                "No task list item {task_name:?} of record type {}",
+                record_type.name()
+            ))
+        })?
+        .clone();
+    let (kind, span) = seeded_span(new.todo, &new.when);
+    let appointment = AppointmentData {
+        associate_id: new.associate_id,
+        task_id: task.id,
+        kind,
+        title: new.title,
+        description: new.description,
+        location: new.location,
+        span,
+        private: if new.private {
+            Private::PrivateUser
+        } else {
+            Private::Public
+        },
+        free: new.free.unwrap_or(task.default_free),
+        alarm_minutes: new.alarm_minutes,
+        completed: if new.completed {
+            Completed::Completed
+        } else {
+            Completed::NotStarted
+        },
+        person_id: new.person_id,
+        contact_id: new.company_id,
+    };
+    Ok(appointment)
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(summary))
@@ -407,6 +417,7 @@ pub fn router() -> Router<AppState> {
         .route("/companies/{id}/our-contact", put(set_our_contact))
         .route("/associates/{id}", get(dump_associate))
         .route("/travel-log", get(travel_log))
+        .merge(super::recurrence::router())
 }
 
 fn api_url(state: &SandboxState) -> String {
@@ -416,7 +427,7 @@ fn api_url(state: &SandboxState) -> String {
     )
 }
 
-fn refused(e: WriteError) -> Response {
+pub(super) fn refused(e: WriteError) -> Response {
     match e {
         WriteError::NotFound { .. } => (
             StatusCode::NOT_FOUND,
@@ -427,7 +438,7 @@ fn refused(e: WriteError) -> Response {
     }
 }
 
-fn appointment_json(state: &SandboxState, a: &Appointment) -> Value {
+pub(super) fn appointment_json(state: &SandboxState, a: &Appointment) -> Value {
     let inner = state.superoffice.read();
     let tz = TzMode::utc_with_offset();
     let api = api_url(state);

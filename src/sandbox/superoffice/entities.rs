@@ -219,6 +219,11 @@ impl View<'_> {
         }
     }
 
+    /// The recurrence rule of a row of a series.
+    fn rule_of(&self, a: &Appointment) -> Option<&super::recurrence::Rule> {
+        a.occurrence.and_then(|o| self.data.rules.get(&o.rule_id))
+    }
+
     /// `AppointmentEntityWithLinks`.
     pub fn appointment(&self, a: &Appointment) -> Value {
         let d = &a.data;
@@ -263,7 +268,7 @@ impl View<'_> {
                 "Location": d.location,
                 "RejectCounter": 0,
                 "RejectReason": "",
-                "Recurrence": null,
+                "Recurrence": self.rule_of(a).map(|r| super::recurrence::render(r, self.tz)),
                 "Participants": [],
                 "AssignmentStatus": "None",
                 "InvitationStatus": "None",
@@ -275,7 +280,7 @@ impl View<'_> {
                 "AssignedBy": null,
                 "MotherAssociate": self.associate(d.associate_id),
                 "Task": self.data.task(d.task_id).map(|t| self.task(t)),
-                "PreferredTZLocation": 0,
+                "PreferredTZLocation": self.rule_of(a).map_or(0, |r| r.zone_id),
                 "PreferredTZLocationData": null,
                 "Sale": null,
                 "SuggestedAppointmentId": 0,
@@ -527,11 +532,6 @@ pub fn read_appointment(body: &Value, tz: &TzMode, data: &Data) -> Result<Appoin
     } else {
         None
     };
-    if let Some(Value::Object(r)) = get(o, "Recurrence")
-        && boolean(r, "IsRecurrence")?.unwrap_or(false)
-    {
-        return Err("Recurring appointments are not supported by this tenant (sandbox)".into());
-    }
     Ok(AppointmentData {
         associate_id,
         task_id,

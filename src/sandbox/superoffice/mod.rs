@@ -13,6 +13,7 @@ mod model;
 mod odata;
 mod patch;
 mod people;
+mod recurrence;
 mod time;
 mod writes;
 
@@ -36,6 +37,7 @@ pub use model::{
     Appointment, AppointmentData, AppointmentType, Associate, Company, Completed, Person, Private,
     RecordType, Span, TaskItem, TravelLogRow, WriteError,
 };
+pub use recurrence::{SeriesEnd, UserSeries};
 
 type AppState = Arc<SandboxState>;
 
@@ -171,6 +173,14 @@ impl SuperOfficeStore {
         })
     }
 
+    /// SuperOffice's housekeeping: extends never-ending and long series up to the horizon of
+    /// `now`. The API runs it before every request; it writes only when a series is due.
+    pub fn housekeeping(&self, now: Timestamp) {
+        if self.read().data.series_due(now) {
+            self.write().data.extend_series(now);
+        }
+    }
+
     /// Is `id` one of the tenant's appointment ids that are to-dos?
     pub fn is_todo(&self, id: u32) -> Option<bool> {
         let inner = self.read();
@@ -284,6 +294,7 @@ impl Inner {
                 created_by: a.associate_id,
                 updated_by: a.associate_id,
                 updated_count: 0,
+                occurrence: None,
             });
         }
         data.set_next_ids();

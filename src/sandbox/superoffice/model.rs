@@ -209,9 +209,8 @@ pub struct AppointmentData {
     pub contact_id: Option<u32>,
 }
 
-/// A row of the `appointment` table. Recurrence (a rule and its occurrence rows) is a later
-/// step: it will be an optional field here, with occurrences as further appointments whose
-/// mother is the series.
+/// A row of the `appointment` table. A recurring series is a rule (`Data::rules`) plus one
+/// row per occurrence, each pointing at the rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Appointment {
     pub id: u32,
@@ -221,6 +220,20 @@ pub struct Appointment {
     pub created_by: u32,
     pub updated_by: u32,
     pub updated_count: u32,
+    /// Set on the rows of a recurring series.
+    #[serde(default)]
+    pub occurrence: Option<Occurrence>,
+}
+
+/// Where a row sits in its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Occurrence {
+    /// `recurrenceRuleId`.
+    pub rule_id: u32,
+    /// The date (in the series' zone) the rule gave this row; it keeps it when moved.
+    pub original_date: Date,
+    /// Edited alone: a re-materialization of the series leaves it as it is.
+    pub exception: bool,
 }
 
 /// A row of the travel transaction log.
@@ -244,10 +257,13 @@ pub struct Data {
     pub companies: BTreeMap<u32, Company>,
     pub appointments: BTreeMap<u32, Appointment>,
     pub travel_log: Vec<TravelLogRow>,
+    /// Recurrence rules by `recurrenceRuleId`.
+    pub rules: BTreeMap<u32, super::recurrence::Rule>,
     /// The associate the API acts as.
     pub api_associate: u32,
     pub(super) next_appointment: u32,
     pub(super) next_person: u32,
+    pub(super) next_rule: u32,
     // Indexes, so that the rank-wide change query touches only what it returns.
     pub(super) appointments_by_associate: HashMap<u32, BTreeSet<u32>>,
     pub(super) appointments_by_updated: BTreeSet<(Timestamp, u32)>,

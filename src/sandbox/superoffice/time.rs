@@ -28,6 +28,15 @@ const ZONES: &[(&str, u32, &str)] = &[
     ("US-NY", 460, "America/New_York"),
 ];
 
+/// The zone of a `PreferredTZLocation` id; 0 is the tenant's base zone.
+pub fn zone_by_id(id: u32) -> Option<TimeZone> {
+    if id == 0 {
+        return Some(base_zone());
+    }
+    let (_, _, iana) = ZONES.iter().find(|(_, zid, _)| *zid == id)?;
+    TimeZone::get(iana).ok()
+}
+
 /// How a request wants date-times: in which zone, and whether with an offset.
 #[derive(Debug, Clone)]
 pub struct TzMode {

@@ -120,6 +120,7 @@ impl Data {
             created_by: by,
             updated_by: by,
             updated_count: 0,
+            occurrence: None,
         };
         self.index_appointment(&appointment);
         self.appointments.insert(id, appointment);
@@ -127,6 +128,7 @@ impl Data {
         Ok(id)
     }
 
+    /// An update of one row. A row of a recurring series edited alone becomes an exception.
     pub fn update_appointment(
         &mut self,
         id: u32,
@@ -135,6 +137,19 @@ impl Data {
         now: Timestamp,
     ) -> Result<(), WriteError> {
         self.validate_appointment(&mut data)?;
+        self.replace_appointment(id, data, by, now, true)
+    }
+
+    /// Writes a row's new content (validated), stamped and logged. `alone`: an edit of this row
+    /// only, rather than of its whole series.
+    pub(super) fn replace_appointment(
+        &mut self,
+        id: u32,
+        data: AppointmentData,
+        by: u32,
+        now: Timestamp,
+        alone: bool,
+    ) -> Result<(), WriteError> {
         let Some(old) = self.appointments.get(&id).cloned() else {
             return Err(WriteError::NotFound {
                 entity: "Appointment",
@@ -143,7 +158,7 @@ impl Data {
         };
         self.unindex_appointment(&old);
         let previous_owner = old.data.associate_id;
-        let updated = Appointment {
+        let mut updated = Appointment {
             id,
             updated: Self::stamp(now, Some(old.updated)),
             updated_by: by,
@@ -151,6 +166,9 @@ impl Data {
             data,
             ..old
         };
+        if alone && let Some(o) = updated.occurrence.as_mut() {
+            o.exception = true;
+        }
         let new_owner = updated.data.associate_id;
         self.index_appointment(&updated);
         self.appointments.insert(id, updated);
@@ -181,6 +199,10 @@ impl Data {
             });
         };
         self.unindex_appointment(&old);
+        // Deleting one row of a series cancels that occurrence; the rule keeps the others.
+        if let Some(o) = old.occurrence {
+            self.forget_occurrence(o);
+        }
         self.log(now, TABLE_APPOINTMENT, id, TTL_DELETE, by, 0);
         Ok(())
     }
