@@ -10,9 +10,8 @@ use crate::connector::{CreatedSince, CrmConnector, MailboxConnector};
 use crate::engine::{AfterLink, span_of, stamp_for};
 use crate::history::{Commit, Intent, Pair, Side, UserHistory};
 
-/// Creates a crash left in flight: each is looked up (the stamp in the mailbox, the content
-/// in the CRM) and paired if it happened; dropped if it did not (the item is still unpaired,
-/// and the uncommitted cursor brings it back to be created).
+/// Settles every intent of the pass's kind: paired if its create happened, dropped if it did
+/// not (the item is still unpaired, and the uncommitted cursor brings it back to be created).
 pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
     mailbox: &M,
     crm: &C,
@@ -179,7 +178,7 @@ async fn settle_both_changed<M: MailboxConnector, C: CrmConnector>(
 /// it started: not already paired, holding what was sent (title and start, or title and due
 /// date); else, when the candidates are crmsync's own creates, the newest of them: creates in
 /// the CRM run one at a time and every earlier one is committed before the next intent is
-/// recorded ([`Applier::intent`]), so an unpaired create of crmsync's is this intent's, edited
+/// recorded (`Applier::intent`), so an unpaired create of crmsync's is this intent's, edited
 /// by the user since.
 fn made_by_intent(
     history: &UserHistory,
