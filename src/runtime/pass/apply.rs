@@ -60,10 +60,7 @@ pub(super) fn new_pair(
 
 /// The content hash of what a side holds after a write: its own answer when it showed the
 /// item, else what was written.
-pub(super) fn held_hash<Id>(
-    written: &Written<Id>,
-    sent: &Item,
-) -> crate::connector::model::ContentHash {
+fn held_hash<Id>(written: &Written<Id>, sent: &Item) -> crate::connector::model::ContentHash {
     written.item.as_ref().unwrap_or(sent).content_hash()
 }
 
@@ -235,43 +232,17 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
         mut pair: Pair,
         report: &mut PassReport,
     ) -> Result<(), PassError> {
-        let spec = self.spec;
-        let mref = spec.mailbox();
-        let (then, conflicts) = crate::engine::settle_found_copy(&link_input(spec), crm, &found);
-        report
-            .conflicts
-            .extend(conflicts.iter().map(|c| describe_conflict(spec, c)));
         report.linked += 1;
-        match then {
-            AfterLink::Nothing => {}
-            AfterLink::UpdateMailbox => {
-                let written = self
-                    .mailbox
-                    .update(&mref, &found.id, &crm.item, Some(&found.version))
-                    .await?;
-                pair.mailbox_hash = held_hash(&written, &crm.item);
-                pair.mailbox_version = written.version;
-                report.updated_in_mailbox += 1;
-            }
-            AfterLink::UpdateCrm => {
-                let written = self.crm.update(crm.id, &found.item, &crm.version).await?;
-                pair.crm_hash = held_hash(&written, &found.item);
-                pair.crm_version = written.version.clone();
-                pair.mailbox_version = found.version.clone();
-                pair.span = span_of(&found.item);
-                report.updated_in_crm += 1;
-                show_filled_in(
-                    self.mailbox,
-                    spec,
-                    &found.id,
-                    &written,
-                    &found.item,
-                    &mut pair,
-                    report,
-                )
-                .await?;
-            }
-        }
+        settle_copies(
+            self.mailbox,
+            self.crm,
+            self.spec,
+            crm,
+            &found,
+            &mut pair,
+            report,
+        )
+        .await?;
         self.put(pair);
         Ok(())
     }
@@ -538,10 +509,60 @@ fn describe(action: &Action, kind: Kind) -> String {
     }
 }
 
+/// Brings a CRM item and a mailbox copy that were never paired in this history (one a create
+/// met instead of making, or the two copies of a create a crash cut off) to one content, by
+/// the policy as a link is, the conflict reported; `pair` records what each side then holds.
+pub(super) async fn settle_copies<M: MailboxConnector, C: CrmConnector>(
+    mailbox: &M,
+    crm: &C,
+    spec: &PassSpec<'_>,
+    crm_item: &Observed<CrmId>,
+    copy: &Observed<MailboxItemId>,
+    pair: &mut Pair,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
+    let (then, conflicts) = crate::engine::settle_found_copy(&link_input(spec), crm_item, copy);
+    report
+        .conflicts
+        .extend(conflicts.iter().map(|c| describe_conflict(spec, c)));
+    match then {
+        AfterLink::Nothing => {}
+        AfterLink::UpdateMailbox => {
+            let written = mailbox
+                .update(
+                    &spec.mailbox(),
+                    &copy.id,
+                    &crm_item.item,
+                    Some(&copy.version),
+                )
+                .await?;
+            pair.crm_version = crm_item.version.clone();
+            pair.crm_hash = crm_item.item.content_hash();
+            pair.mailbox_hash = held_hash(&written, &crm_item.item);
+            pair.mailbox_version = written.version;
+            pair.span = span_of(&crm_item.item);
+            report.updated_in_mailbox += 1;
+        }
+        AfterLink::UpdateCrm => {
+            let written = crm
+                .update(crm_item.id, &copy.item, &crm_item.version)
+                .await?;
+            pair.crm_version = written.version.clone();
+            pair.crm_hash = held_hash(&written, &copy.item);
+            pair.mailbox_version = copy.version.clone();
+            pair.mailbox_hash = copy.item.content_hash();
+            pair.span = span_of(&copy.item);
+            report.updated_in_crm += 1;
+            show_filled_in(mailbox, spec, &copy.id, &written, &copy.item, pair, report).await?;
+        }
+    }
+    Ok(())
+}
+
 /// After a write to the CRM from a mailbox item: what the CRM filled in (a task type the
 /// mailbox item never had, say) is shown in the mailbox too, or the pair would call two
 /// different items equal and they would stay different.
-pub(super) async fn show_filled_in<M: MailboxConnector>(
+async fn show_filled_in<M: MailboxConnector>(
     mailbox: &M,
     spec: &PassSpec<'_>,
     mailbox_id: &MailboxItemId,
@@ -568,7 +589,7 @@ pub(super) async fn show_filled_in<M: MailboxConnector>(
 }
 
 /// The engine's input for settling one link outside a plan.
-pub(super) fn link_input<'a>(spec: &'a PassSpec<'a>) -> crate::engine::Input<'a> {
+fn link_input<'a>(spec: &'a PassSpec<'a>) -> crate::engine::Input<'a> {
     crate::engine::Input {
         kind: spec.kind,
         window: &spec.window,
@@ -581,7 +602,7 @@ pub(super) fn link_input<'a>(spec: &'a PassSpec<'a>) -> crate::engine::Input<'a>
     }
 }
 
-pub(super) fn describe_conflict(spec: &PassSpec<'_>, c: &crate::engine::Conflict) -> String {
+fn describe_conflict(spec: &PassSpec<'_>, c: &crate::engine::Conflict) -> String {
     format!(
         "{} item {} / {}: a create cut off earlier met a copy changed since ({}); {:?} side kept",
         spec.kind, c.crm.id, c.mailbox.id, c.reason, c.winner

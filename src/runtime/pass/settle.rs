@@ -3,12 +3,12 @@
 //! stamp, the unpaired item crmsync's own API user registered since) and paired if the create
 //! happened, dropped if it did not.
 
-use super::apply::{describe_conflict, held_hash, link_input, new_pair, show_filled_in};
+use super::apply::{new_pair, settle_copies};
 use super::{PassError, PassReport, PassSpec};
-use crate::connector::model::{CrmId, Item, Kind, MailboxItemId, Observed, Version};
+use crate::connector::model::{CrmId, Item, Kind, Observed, Version};
 use crate::connector::{CreatedSince, CrmConnector, MailboxConnector};
-use crate::engine::{AfterLink, span_of, stamp_for};
-use crate::history::{Commit, Intent, Pair, Side, UserHistory};
+use crate::engine::stamp_for;
+use crate::history::{Commit, Intent, Side, UserHistory};
 
 /// Settles every intent of the pass's kind: paired if its create happened, dropped if it did
 /// not (the item is still unpaired, and the uncommitted cursor brings it back to be created).
@@ -96,12 +96,11 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
                             && found.item.content_hash() != sent
                             && found.item.shared_form() != current.item.shared_form();
                         if both_changed {
-                            // Decided now: the stamp write below would make the mailbox's
-                            // change look like the newest one to this pass's conflict policy.
-                            settle_both_changed(
-                                mailbox, crm, spec, &found, &current, &mut pair, report,
-                            )
-                            .await?;
+                            // Both copies edited since the crash: decided now, for the stamp
+                            // write below would make the mailbox's change look like the newest
+                            // one to this pass's conflict policy.
+                            settle_copies(mailbox, crm, spec, &found, &current, &mut pair, report)
+                                .await?;
                         }
                         let stamp = stamp_for(spec.tenant, kind, found.id);
                         let stamped = mailbox.set_stamp(&mref, kind, &mailbox_id, &stamp).await?;
@@ -116,60 +115,6 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
             }
         }
         history.commit(kind, &commit)?;
-    }
-    Ok(())
-}
-
-/// A create cut off by a crash, and both of its copies edited by the user before the next
-/// pass: the two are settled by the policy as a link is, with the times of the users' edits.
-async fn settle_both_changed<M: MailboxConnector, C: CrmConnector>(
-    mailbox: &M,
-    crm: &C,
-    spec: &PassSpec<'_>,
-    found: &Observed<CrmId>,
-    current: &Observed<MailboxItemId>,
-    pair: &mut Pair,
-    report: &mut PassReport,
-) -> Result<(), PassError> {
-    let (then, conflicts) = crate::engine::settle_found_copy(&link_input(spec), found, current);
-    report
-        .conflicts
-        .extend(conflicts.iter().map(|c| describe_conflict(spec, c)));
-    match then {
-        AfterLink::Nothing => {}
-        AfterLink::UpdateMailbox => {
-            let written = mailbox
-                .update(
-                    &spec.mailbox(),
-                    &current.id,
-                    &found.item,
-                    Some(&current.version),
-                )
-                .await?;
-            pair.crm_version = found.version.clone();
-            pair.crm_hash = found.item.content_hash();
-            pair.mailbox_hash = held_hash(&written, &found.item);
-            pair.span = span_of(&found.item);
-            report.updated_in_mailbox += 1;
-        }
-        AfterLink::UpdateCrm => {
-            let written = crm.update(found.id, &current.item, &found.version).await?;
-            pair.crm_version = written.version.clone();
-            pair.crm_hash = held_hash(&written, &current.item);
-            pair.mailbox_hash = current.item.content_hash();
-            pair.span = span_of(&current.item);
-            report.updated_in_crm += 1;
-            show_filled_in(
-                mailbox,
-                spec,
-                &current.id,
-                &written,
-                &current.item,
-                pair,
-                report,
-            )
-            .await?;
-        }
     }
     Ok(())
 }
