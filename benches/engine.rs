@@ -26,6 +26,7 @@ fn item(n: u32, start: Timestamp, edit: &str) -> Item {
         reminder_minutes: Some(15),
         task_type: Some("Meeting".into()),
         organized_by_other: false,
+        series: None,
     })
 }
 

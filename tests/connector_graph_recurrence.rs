@@ -152,6 +152,7 @@ fn item(start: Timestamp) -> DiaryItem {
         reminder_minutes: Some(15),
         task_type: None,
         organized_by_other: false,
+        series: None,
     }
 }
 

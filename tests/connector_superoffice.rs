@@ -60,6 +60,7 @@ fn meeting(start: &str, end: &str) -> Item {
         reminder_minutes: Some(15),
         task_type: Some("Meeting".into()),
         organized_by_other: false,
+        series: None,
     })
 }
 
@@ -374,6 +375,7 @@ async fn to_dos_all_day_items_and_refusals() {
         reminder_minutes: None,
         task_type: Some("Lunch".into()),
         organized_by_other: false,
+        series: None,
     });
     let created = client.create(101, &all_day).await.unwrap();
     assert_eq!(

@@ -64,6 +64,7 @@ fn item(rng: &mut ChaCha8Rng, kind: Kind, now: Timestamp) -> Item {
                 reminder_minutes: rng.random_bool(0.5).then(|| rng.random_range(0..3000)),
                 task_type: Some(["Meeting", "Phone", "Lunch"][rng.random_range(0..3)].to_string()),
                 organized_by_other: false,
+                series: None,
             })
         }
         _ => Item::Task(TaskItem {

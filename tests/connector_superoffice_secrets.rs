@@ -60,6 +60,7 @@ fn meeting(start: &str, end: &str) -> Item {
         reminder_minutes: None,
         task_type: None,
         organized_by_other: false,
+        series: None,
     })
 }
 

@@ -488,6 +488,7 @@ fn diary_item() -> Item {
         reminder_minutes: Some(15),
         task_type: Some("Meeting".into()),
         organized_by_other: false,
+        series: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! they come from. Times are UTC instants; all-day items are whole dates that no time zone
 //! shifts. Nothing here knows HTTP or JSON field names.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use jiff::Timestamp;
@@ -9,6 +10,8 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::connector::recurrence::Recurrence;
+use crate::connector::recurrence::{self, RangeEnd, RecurrenceError};
 pub use crate::registry::Kind;
 
 /// When a diary item happens.
@@ -35,6 +38,19 @@ impl When {
                 let to = to.tomorrow().unwrap_or(to);
                 *start < to && *end > from
             }
+        }
+    }
+
+    /// Start and end in Unix seconds; all-day items from UTC midnight.
+    pub fn span_seconds(&self) -> (i64, i64) {
+        let midnight = |date: Date| {
+            date.to_zoned(jiff::tz::TimeZone::UTC)
+                .map(|z| z.timestamp().as_second())
+                .unwrap_or(0)
+        };
+        match self {
+            When::Timed { start, end } => (start.as_second(), end.as_second()),
+            When::AllDay { start, end } => (midnight(*start), midnight(*end)),
         }
     }
 }
@@ -81,6 +97,94 @@ pub struct DiaryItem {
     pub task_type: Option<String>,
     /// A meeting organised by someone else: read, never rewritten in the mailbox.
     pub organized_by_other: bool,
+    /// Set on a recurring series: then `when` is its first occurrence (where the pattern
+    /// starts, even if that occurrence was cancelled) and the item stands for the whole
+    /// series. `None` on single items and on the exceptions inside a series.
+    #[serde(default)]
+    pub series: Option<Box<Series>>,
+}
+
+/// A recurring series as one side shows it inside the sync window: the rule, and the
+/// occurrences in the window that differ from it. Occurrences are named by their original
+/// start (an all-day series: midnight UTC of the original date), which no edit changes.
+/// Nothing outside the window is known, compared or written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Series {
+    pub recurrence: Recurrence,
+    /// Occurrences moved or changed alone, as they are now (their own `series` is `None`).
+    pub exceptions: BTreeMap<Timestamp, DiaryItem>,
+    /// Occurrences deleted alone.
+    pub cancelled: BTreeSet<Timestamp>,
+}
+
+impl DiaryItem {
+    /// Whether any part of it may fall in the window. A series counts from its first
+    /// occurrence to the end of its range (a numbered or never-ending range: for ever), so a
+    /// series is never taken for gone while any of it may still be in the window.
+    pub fn overlaps(&self, window: &Window) -> bool {
+        match &self.series {
+            None => self.when.overlaps(window),
+            Some(series) => {
+                let (start, _) = self.when.span_seconds();
+                let end = series.range_end_seconds();
+                start < window.end.as_second() && end > window.start.as_second()
+            }
+        }
+    }
+
+    /// The item's span in Unix seconds (all-day items from UTC midnight); a series spans its
+    /// whole range.
+    pub fn span_seconds(&self) -> (i64, i64) {
+        let (start, end) = self.when.span_seconds();
+        match &self.series {
+            None => (start, end),
+            Some(series) => (start, series.range_end_seconds().max(end)),
+        }
+    }
+
+    /// The occurrences of a series that overlap the window, where the pattern puts them
+    /// (exceptions and cancellations not applied). Empty for a single item.
+    pub fn pattern_occurrences(
+        &self,
+        window: &Window,
+    ) -> Result<Vec<recurrence::Occurrence>, RecurrenceError> {
+        let Some(series) = &self.series else {
+            return Ok(Vec::new());
+        };
+        let tz = series.recurrence.zone()?;
+        let (first, duration) = match self.when {
+            When::Timed { start, end } => {
+                (start.to_zoned(tz).datetime(), end.duration_since(start))
+            }
+            When::AllDay { start, end } => (
+                start.to_datetime(jiff::civil::Time::midnight()),
+                jiff::SignedDuration::from_hours(24 * i64::from((end - start).get_days().max(1))),
+            ),
+        };
+        recurrence::occurrences(
+            first,
+            duration,
+            &series.recurrence,
+            window.start,
+            window.end,
+        )
+    }
+}
+
+impl Series {
+    /// The end of the range in Unix seconds: a day after the end date (any zone's end of that
+    /// day is before it), or for ever.
+    fn range_end_seconds(&self) -> i64 {
+        match self.recurrence.range.end {
+            RangeEnd::Date(date) => date
+                .tomorrow()
+                .and_then(|d| d.tomorrow())
+                .ok()
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map_or(i64::MAX, |z| z.timestamp().as_second()),
+            RangeEnd::Count(_) | RangeEnd::Never => i64::MAX,
+        }
+    }
 }
 
 /// A to-do (SuperOffice) or Microsoft To Do task.
@@ -151,6 +255,13 @@ impl Item {
                     _ => ShowAs::Busy,
                 };
                 d.organized_by_other = false;
+                if let Some(series) = &mut d.series {
+                    for exception in series.exceptions.values_mut() {
+                        if let Item::Diary(shared) = Item::Diary(exception.clone()).shared_form() {
+                            *exception = shared;
+                        }
+                    }
+                }
             }
             Item::Task(t) => {
                 t.completed = t.completed.map(|_| Timestamp::UNIX_EPOCH);
@@ -309,6 +420,7 @@ mod tests {
             reminder_minutes: Some(15),
             task_type: Some("Meeting".into()),
             organized_by_other: false,
+            series: None,
         })
     }
 
@@ -352,7 +464,7 @@ mod tests {
         // model's serialized form changes it; then history must be migrated.
         assert_eq!(
             a.content_hash().to_string(),
-            "4dda7286e3b597b52f04ce1397d465c9"
+            "37ea4760abd1720be961761934270780"
         );
     }
 

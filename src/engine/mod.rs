@@ -238,25 +238,16 @@ pub fn stamp_for(tenant: &str, kind: Kind, crm: CrmId) -> Stamp {
 
 /// The Unix seconds an item spans, as stored in a pair for the window rule.
 pub fn span_of(item: &Item) -> Option<(i64, i64)> {
-    use crate::connector::model::When;
     let Item::Diary(d) = item else {
         return None;
     };
-    let midnight = |date: jiff::civil::Date| {
-        date.to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp().as_second())
-            .unwrap_or(0)
-    };
-    Some(match &d.when {
-        When::Timed { start, end } => (start.as_second(), end.as_second()),
-        When::AllDay { start, end } => (midnight(*start), midnight(*end)),
-    })
+    Some(d.span_seconds())
 }
 
 /// Whether an item is inside the window (items without a time always are).
 pub fn in_window(item: &Item, window: &Window) -> bool {
     match item {
-        Item::Diary(d) => d.when.overlaps(window),
+        Item::Diary(d) => d.overlaps(window),
         _ => true,
     }
 }

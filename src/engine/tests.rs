@@ -35,6 +35,7 @@ fn diary(subject: &str, inside: bool) -> Item {
         reminder_minutes: None,
         task_type: None,
         organized_by_other: false,
+        series: None,
     })
 }
 

@@ -195,6 +195,7 @@ pub fn diary_at(start: jiff::Timestamp, subject: &str) -> Item {
         reminder_minutes: Some(10),
         task_type: Some("Meeting".into()),
         organized_by_other: false,
+        series: None,
     })
 }
 

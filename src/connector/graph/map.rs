@@ -280,6 +280,7 @@ pub fn diary(event: &Value) -> Option<DiaryItem> {
             .filter(|t| !t.is_empty())
             .map(str::to_string),
         organized_by_other: !event["isOrganizer"].as_bool().unwrap_or(true),
+        series: None,
     })
 }
 

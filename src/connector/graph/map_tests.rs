@@ -61,6 +61,7 @@ fn diary_item() -> DiaryItem {
         reminder_minutes: Some(15),
         task_type: Some("Meeting".into()),
         organized_by_other: false,
+        series: None,
     }
 }
 
@@ -318,6 +319,7 @@ fn generated_items_round_trip_losslessly() {
                 .then(|| word(&mut rng))
                 .filter(|t| !t.is_empty() && t != CATEGORY),
             organized_by_other: false,
+            series: None,
         };
         let created = apply(&json!({}), &event_create(&d, &stamp(Kind::Diary), "t"));
         assert_eq!(diary(&created).as_ref(), Some(&d));

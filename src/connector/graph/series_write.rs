@@ -129,6 +129,7 @@ mod tests {
             reminder_minutes: None,
             task_type: None,
             organized_by_other: false,
+            series: None,
         }
     }
 

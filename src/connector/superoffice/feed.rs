@@ -248,7 +248,7 @@ impl SuperOfficeClient {
             };
             let owner = fetched.appointment.associate;
             let in_window = match (&observed.item, window) {
-                (Item::Diary(d), Some(w)) => d.when.overlaps(w),
+                (Item::Diary(d), Some(w)) => d.overlaps(w),
                 _ => true,
             };
             Ok(

@@ -195,6 +195,7 @@ fn read_diary(entity: &Value) -> Result<DiaryItem, String> {
             .map(str::to_string),
         organized_by_other: text(entity, "BookingType").eq_ignore_ascii_case("Participant")
             || (mother != 0 && mother != own),
+        series: None,
     })
 }
 

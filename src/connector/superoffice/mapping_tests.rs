@@ -98,6 +98,7 @@ fn diary() -> DiaryItem {
         reminder_minutes: Some(15),
         task_type: Some("Meeting".into()),
         organized_by_other: false,
+        series: None,
     }
 }
 
@@ -226,6 +227,7 @@ fn what_superoffice_cannot_hold_is_normalised() {
     // Invitations from others are read, never written.
     let other = Item::Diary(DiaryItem {
         organized_by_other: true,
+        series: None,
         ..base
     });
     let Item::Diary(d) = round_trip(&other) else {
@@ -458,6 +460,7 @@ fn random_item(rng: &mut ChaCha8Rng) -> Item {
             reminder_minutes: rng.random_bool(0.5).then(|| rng.random_range(0..10_000)),
             task_type: Some(["Meeting", "Phone", "Lunch"][rng.random_range(0..3)].to_string()),
             organized_by_other: false,
+            series: None,
         })
     } else {
         Item::Task(TaskItem {
