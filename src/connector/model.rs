@@ -288,6 +288,22 @@ impl Item {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CrmId(pub u32);
 
+impl CrmId {
+    const SERIES: u32 = 1 << 31;
+
+    /// A recurring series in the CRM, named by its recurrence rule: no row of it names it for
+    /// good (any row may be deleted alone). SuperOffice ids are positive 32-bit integers, so
+    /// the top bit is free to tell a rule from a row.
+    pub fn series(rule_id: u32) -> CrmId {
+        CrmId(rule_id | Self::SERIES)
+    }
+
+    /// The recurrence rule this id names, if it names a series.
+    pub fn series_rule(self) -> Option<u32> {
+        (self.0 & Self::SERIES != 0).then_some(self.0 & !Self::SERIES)
+    }
+}
+
 impl fmt::Display for CrmId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -422,6 +438,20 @@ mod tests {
             organized_by_other: false,
             series: None,
         })
+    }
+
+    #[test]
+    fn series_ids_never_meet_row_ids() {
+        let series = CrmId::series(52);
+        assert_eq!(series.series_rule(), Some(52));
+        assert_eq!(CrmId(52).series_rule(), None);
+        assert_ne!(series, CrmId(52));
+        let stamp = Stamp {
+            tenant: "Cust1".into(),
+            kind: Kind::Diary,
+            crm_id: series,
+        };
+        assert_eq!(Stamp::decode(&stamp.encode()), Some(stamp));
     }
 
     #[test]
