@@ -220,6 +220,9 @@ fn decide_pair(
                 winner: side,
                 reason,
             });
+            if merge_series(input, pair, crm, mailbox, side, read_only, plan) {
+                return;
+            }
             match side {
                 Side::Crm => plan.actions.push(Action::UpdateMailbox {
                     pair: refreshed(pair, None, Some(mailbox)),
@@ -306,6 +309,55 @@ fn decide_pair(
             why: "deleted on both sides",
         }),
     }
+}
+
+/// Both sides changed one recurring series: when the merge of the two (the winner's rule and
+/// content, both sides' occurrence edits) is not simply the winner's series, it is written to
+/// both sides. Returns whether it planned that.
+fn merge_series(
+    input: &Input<'_>,
+    pair: &Pair,
+    crm: &Observed<CrmId>,
+    mailbox: &Observed<MailboxItemId>,
+    side: Side,
+    read_only: bool,
+    plan: &mut Plan,
+) -> bool {
+    use crate::connector::model::Item;
+    let (Item::Diary(c), Item::Diary(m)) = (&crm.item, &mailbox.item) else {
+        return false;
+    };
+    if read_only {
+        return false;
+    }
+    let (winner, loser) = match side {
+        Side::Crm => (c, m),
+        Side::Mailbox => (m, c),
+    };
+    let Some(merged) = super::merge_series(winner, loser, input.window, input.policy.delete_wins)
+    else {
+        return false;
+    };
+    for at in &merged.dropped {
+        note(
+            plan,
+            format!(
+                "{} series {} / {}, occurrence of {at}",
+                input.kind, pair.crm_id, pair.mailbox_id
+            ),
+            "edited on the side that lost the conflict, but the winner's pattern no longer has it: not kept",
+        );
+    }
+    if merged.item == *winner {
+        return false;
+    }
+    plan.actions.push(Action::UpdateBoth {
+        pair: pair.clone(),
+        crm: Box::new(crm.clone()),
+        mailbox: Box::new(mailbox.clone()),
+        item: Box::new(Item::Diary(merged.item)),
+    });
+    true
 }
 
 /// How two never-paired items that belong together are brought to one content.

@@ -24,7 +24,9 @@ impl Fingerprint {
                     }
                     When::AllDay { start, end } => format!("{start}..{end}"),
                 };
-                format!("diary|{}|{when}", normalize(&d.subject))
+                // A series and a single item at its first occurrence are not the same item.
+                let series = if d.series.is_some() { "series|" } else { "" };
+                format!("diary|{series}{}|{when}", normalize(&d.subject))
             }
             Item::Task(t) => format!(
                 "task|{}|{}",

@@ -10,7 +10,8 @@
 //! - a side changed an item when its version differs from the pair's and its content hash
 //!   differs too (our own writes come back with the version we stored: echoes are silent);
 //! - both sides changed: a conflict, resolved by the policy (`newest`, ties to the CRM;
-//!   `crm`; `exchange`), unless both changed to the same content;
+//!   `crm`; `exchange`), unless both changed to the same content; a recurring series is
+//!   merged, the winner giving the rule and content, both sides their occurrence edits;
 //! - a change beats a delete (the deleted side gets the item again) unless `delete-wins`;
 //! - leaving the window, the scope or a kind is never a deletion on the other side; an item
 //!   the engine is not told was deleted is not deleted;
@@ -22,6 +23,7 @@
 
 mod decide;
 mod fingerprint;
+mod series;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,7 @@ use crate::connector::model::{CrmId, Item, Kind, MailboxItemId, Observed, Stamp,
 use crate::history::{Pair, Side};
 
 pub use fingerprint::Fingerprint;
+pub use series::{Merged, merge as merge_series};
 
 /// Who wins when both sides changed one item since the last pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +154,15 @@ pub enum Action {
     UpdateCrm {
         pair: Pair,
         from: Box<Observed<MailboxItemId>>,
+    },
+    /// Write `item` over both sides: a recurring series both sides changed, merged (the
+    /// winner's rule and content, both sides' occurrence edits). `crm` and `mailbox` are what
+    /// was read, for the writes' concurrency checks.
+    UpdateBoth {
+        pair: Pair,
+        crm: Box<Observed<CrmId>>,
+        mailbox: Box<Observed<MailboxItemId>>,
+        item: Box<Item>,
     },
     DeleteInMailbox {
         pair: Pair,

@@ -74,6 +74,7 @@ fn names(plan: &Plan) -> String {
             Action::CreateInCrm { .. } => "CreateInCrm",
             Action::UpdateMailbox { .. } => "UpdateMailbox",
             Action::UpdateCrm { .. } => "UpdateCrm",
+            Action::UpdateBoth { .. } => "UpdateBoth",
             Action::DeleteInMailbox { .. } => "DeleteInMailbox",
             Action::DeleteInCrm { .. } => "DeleteInCrm",
             Action::RestoreInMailbox { .. } => "RestoreInMailbox",
@@ -422,6 +423,116 @@ fn conflicts_follow_the_policy_and_are_reported() {
     );
     assert_eq!(names(&plan), "Record");
     assert!(plan.conflicts.is_empty());
+}
+
+/// A weekly series starting at `diary`'s time; `edit` changes its occurrences.
+fn series(subject: &str, edit: impl FnOnce(&mut crate::connector::model::Series)) -> Item {
+    use crate::connector::model::Series;
+    use crate::connector::recurrence::{DayOfWeek, Pattern, Range, RangeEnd, Recurrence};
+    let Item::Diary(mut d) = diary(subject, true) else {
+        unreachable!("diary() makes diary items")
+    };
+    let When::Timed { start, .. } = d.when else {
+        unreachable!("diary() makes timed items")
+    };
+    let zone = jiff::tz::TimeZone::get("Europe/Oslo").unwrap();
+    let mut s = Series {
+        recurrence: Recurrence {
+            pattern: Pattern::Weekly {
+                interval: 1,
+                days: vec![DayOfWeek::of(start.to_zoned(zone.clone()).weekday())],
+                first_day_of_week: DayOfWeek::Sunday,
+            },
+            range: Range {
+                start: start.to_zoned(zone).date(),
+                end: RangeEnd::Never,
+            },
+            time_zone: "Europe/Oslo".into(),
+        },
+        exceptions: Default::default(),
+        cancelled: Default::default(),
+    };
+    edit(&mut s);
+    d.series = Some(Box::new(s));
+    Item::Diary(d)
+}
+
+#[test]
+fn a_series_changed_on_both_sides_keeps_both_sides_occurrence_edits() {
+    let week = SignedDuration::from_hours(24 * 7);
+    let first = t0() + SignedDuration::from_hours(24);
+    let pair = pair_of(&series("Team", |_| {}));
+    let crm_item = series("Team", |s| {
+        s.cancelled.insert(first + week);
+    });
+    let mailbox_item = series("Team (renamed)", |s| {
+        s.cancelled.insert(first + week * 2);
+    });
+    let crm = [CrmSeen::Present(Box::new(observed(
+        CrmId(1),
+        "c2",
+        crm_item,
+        t0(),
+    )))];
+    let mailbox = [MailboxSeen::Present(Box::new(observed(
+        MailboxItemId("m1".into()),
+        "m2",
+        mailbox_item,
+        t0() + SignedDuration::from_mins(5),
+    )))];
+    let plan = run(&crm, &mailbox, &[pair], Kind::Diary, &Policy::default());
+    assert_eq!(names(&plan), "UpdateBoth");
+    assert_eq!(plan.conflicts.len(), 1, "still reported as a conflict");
+    let Action::UpdateBoth { item, .. } = &plan.actions[0] else {
+        unreachable!("checked above")
+    };
+    let Item::Diary(d) = item.as_ref() else {
+        panic!("a diary item")
+    };
+    assert_eq!(d.subject, "Team (renamed)", "the later side's content");
+    let cancelled: Vec<Timestamp> = d
+        .series
+        .as_ref()
+        .unwrap()
+        .cancelled
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(cancelled, [first + week, first + week * 2]);
+
+    // When the winner already holds the loser's edits, only the loser is written.
+    let pair = pair_of(&series("Team", |_| {}));
+    let both = series("Team (renamed)", |s| {
+        s.cancelled.insert(first + week);
+    });
+    let plan = run(
+        &[CrmSeen::Present(Box::new(observed(
+            CrmId(1),
+            "c2",
+            series("Team", |s| {
+                s.cancelled.insert(first + week);
+            }),
+            t0(),
+        )))],
+        &[MailboxSeen::Present(Box::new(observed(
+            MailboxItemId("m1".into()),
+            "m2",
+            both,
+            t0() + SignedDuration::from_mins(5),
+        )))],
+        &[pair],
+        Kind::Diary,
+        &Policy::default(),
+    );
+    assert_eq!(names(&plan), "UpdateCrm");
+}
+
+#[test]
+fn a_series_and_a_single_item_at_its_first_occurrence_are_not_matched() {
+    let single = diary("Team", true);
+    let weekly = series("Team", |_| {});
+    assert_ne!(Fingerprint::of(&single), Fingerprint::of(&weekly));
+    assert!(in_window(&weekly, &window()));
 }
 
 #[test]

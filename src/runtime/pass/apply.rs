@@ -394,6 +394,28 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                 .await?;
                 self.put(pair);
             }
+            Action::UpdateBoth {
+                mut pair,
+                crm,
+                mailbox,
+                item,
+            } => {
+                // The pair is stored only once both are written: if the second write fails,
+                // the next pass sees both changed again and merges again.
+                let in_crm = self.crm.update(pair.crm_id, &item, &crm.version).await?;
+                let in_mailbox = self
+                    .mailbox
+                    .update(&mref, &pair.mailbox_id, &item, Some(&mailbox.version))
+                    .await?;
+                pair.crm_version = in_crm.version.clone();
+                pair.crm_hash = held_hash(&in_crm, &item);
+                pair.mailbox_version = in_mailbox.version.clone();
+                pair.mailbox_hash = held_hash(&in_mailbox, &item);
+                pair.span = span_of(&item);
+                self.put(pair);
+                report.updated_in_crm += 1;
+                report.updated_in_mailbox += 1;
+            }
             Action::DeleteInMailbox { pair } => {
                 if self.mailbox.delete(&mref, kind, &pair.mailbox_id).await? == Deleted::Deleted {
                     report.deleted_in_mailbox += 1;
@@ -495,6 +517,7 @@ fn describe(action: &Action, kind: Kind) -> String {
         }
         Action::UpdateMailbox { pair, .. }
         | Action::UpdateCrm { pair, .. }
+        | Action::UpdateBoth { pair, .. }
         | Action::DeleteInMailbox { pair }
         | Action::DeleteInCrm { pair }
         | Action::RestoreInMailbox { pair }
