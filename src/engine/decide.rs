@@ -8,7 +8,7 @@ use super::{
     Action, AfterLink, Conflict, ConflictPolicy, CrmSeen, Fingerprint, Input, MailboxSeen, Plan,
     in_window, newer_side, span_of, stamp_for,
 };
-use crate::connector::model::{CrmId, Kind, MailboxItemId, Observed, Version};
+use crate::connector::model::{CrmId, Item, Kind, MailboxItemId, Observed, Version};
 use crate::history::{Pair, Side};
 
 /// The state of one side of a pair.
@@ -220,7 +220,18 @@ fn decide_pair(
                 winner: side,
                 reason,
             });
-            if merge_series(input, pair, crm, mailbox, side, read_only, plan) {
+            let merged = if read_only {
+                None
+            } else {
+                merged_series(input, crm, mailbox, side, plan)
+            };
+            if let Some(item) = merged {
+                plan.actions.push(Action::UpdateBoth {
+                    pair: pair.clone(),
+                    crm: Box::new(crm.clone()),
+                    mailbox: Box::new(mailbox.clone()),
+                    item: Box::new(item),
+                });
                 return;
             }
             match side {
@@ -311,53 +322,35 @@ fn decide_pair(
     }
 }
 
-/// Both sides changed one recurring series: when the merge of the two (the winner's rule and
-/// content, both sides' occurrence edits) is not simply the winner's series, it is written to
-/// both sides. Returns whether it planned that.
-fn merge_series(
+/// Both sides hold one recurring series in different versions: the merge of the two (the
+/// winner's rule and content, both sides' occurrence edits), when it is not simply the
+/// winner's series. Occurrence edits the merge cannot keep are noted.
+fn merged_series(
     input: &Input<'_>,
-    pair: &Pair,
     crm: &Observed<CrmId>,
     mailbox: &Observed<MailboxItemId>,
     side: Side,
-    read_only: bool,
     plan: &mut Plan,
-) -> bool {
-    use crate::connector::model::Item;
+) -> Option<Item> {
     let (Item::Diary(c), Item::Diary(m)) = (&crm.item, &mailbox.item) else {
-        return false;
+        return None;
     };
-    if read_only {
-        return false;
-    }
     let (winner, loser) = match side {
         Side::Crm => (c, m),
         Side::Mailbox => (m, c),
     };
-    let Some(merged) = super::merge_series(winner, loser, input.window, input.policy.delete_wins)
-    else {
-        return false;
-    };
+    let merged = super::merge_series(winner, loser, input.window, input.policy.delete_wins)?;
     for at in &merged.dropped {
         note(
             plan,
             format!(
                 "{} series {} / {}, occurrence of {at}",
-                input.kind, pair.crm_id, pair.mailbox_id
+                input.kind, crm.id, mailbox.id
             ),
             "edited on the side that lost the conflict, but the winner's pattern no longer has it: not kept",
         );
     }
-    if merged.item == *winner {
-        return false;
-    }
-    plan.actions.push(Action::UpdateBoth {
-        pair: pair.clone(),
-        crm: Box::new(crm.clone()),
-        mailbox: Box::new(mailbox.clone()),
-        item: Box::new(Item::Diary(merged.item)),
-    });
-    true
+    (merged.item != *winner).then(|| Item::Diary(merged.item))
 }
 
 /// How two never-paired items that belong together are brought to one content.
@@ -377,6 +370,11 @@ pub(super) fn after_link(
         winner: side,
         reason,
     });
+    if !mailbox.item_read_only() {
+        if let Some(item) = merged_series(input, crm, mailbox, side, plan) {
+            return AfterLink::UpdateBoth(Box::new(item));
+        }
+    }
     match side {
         Side::Crm => AfterLink::UpdateMailbox,
         Side::Mailbox => AfterLink::UpdateCrm,

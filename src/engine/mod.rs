@@ -201,11 +201,13 @@ pub enum Action {
 }
 
 /// What follows a [`Action::Link`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterLink {
     Nothing,
     UpdateMailbox,
     UpdateCrm,
+    /// Two versions of one recurring series, merged: write this to both sides.
+    UpdateBoth(Box<Item>),
 }
 
 /// The guard stopped the plan.

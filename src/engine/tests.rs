@@ -528,6 +528,56 @@ fn a_series_changed_on_both_sides_keeps_both_sides_occurrence_edits() {
 }
 
 #[test]
+fn a_series_linked_again_after_lost_history_keeps_both_sides_occurrence_edits() {
+    let week = SignedDuration::from_hours(24 * 7);
+    let first = t0() + SignedDuration::from_hours(24);
+    let crm = CrmSeen::Present(Box::new(observed(
+        CrmId(7),
+        "c",
+        series("Team", |s| {
+            s.cancelled.insert(first + week);
+        }),
+        t0(),
+    )));
+    let mut copy = observed(
+        MailboxItemId("m1".into()),
+        "m",
+        series("Team", |s| {
+            s.cancelled.insert(first + week * 3);
+        }),
+        t0() + SignedDuration::from_mins(1),
+    );
+    copy.stamp = Some(stamp_for(TENANT, Kind::Diary, CrmId(7)));
+    let plan = run(
+        &[crm],
+        &[MailboxSeen::Present(Box::new(copy))],
+        &[],
+        Kind::Diary,
+        &Policy::default(),
+    );
+    assert_eq!(names(&plan), "Link");
+    let Action::Link {
+        then: AfterLink::UpdateBoth(item),
+        ..
+    } = &plan.actions[0]
+    else {
+        panic!("a merge written to both sides: {plan:#?}");
+    };
+    let Item::Diary(d) = item.as_ref() else {
+        panic!("a diary item")
+    };
+    let cancelled: Vec<Timestamp> = d
+        .series
+        .as_ref()
+        .unwrap()
+        .cancelled
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(cancelled, [first + week, first + week * 3]);
+}
+
+#[test]
 fn a_series_and_a_single_item_at_its_first_occurrence_are_not_matched() {
     let single = diary("Team", true);
     let weekly = series("Team", |_| {});

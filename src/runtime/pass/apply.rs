@@ -402,19 +402,17 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
             } => {
                 // The pair is stored only once both are written: if the second write fails,
                 // the next pass sees both changed again and merges again.
-                let in_crm = self.crm.update(pair.crm_id, &item, &crm.version).await?;
-                let in_mailbox = self
-                    .mailbox
-                    .update(&mref, &pair.mailbox_id, &item, Some(&mailbox.version))
-                    .await?;
-                pair.crm_version = in_crm.version.clone();
-                pair.crm_hash = held_hash(&in_crm, &item);
-                pair.mailbox_version = in_mailbox.version.clone();
-                pair.mailbox_hash = held_hash(&in_mailbox, &item);
-                pair.span = span_of(&item);
+                write_both(
+                    self.mailbox,
+                    self.crm,
+                    self.spec,
+                    (&crm, &mailbox),
+                    &item,
+                    &mut pair,
+                    report,
+                )
+                .await?;
                 self.put(pair);
-                report.updated_in_crm += 1;
-                report.updated_in_mailbox += 1;
             }
             Action::DeleteInMailbox { pair } => {
                 if self.mailbox.delete(&mref, kind, &pair.mailbox_id).await? == Deleted::Deleted {
@@ -477,6 +475,18 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                         pair.crm_version = written.version;
                         pair.span = span_of(&mailbox.item);
                         report.updated_in_crm += 1;
+                    }
+                    AfterLink::UpdateBoth(item) => {
+                        write_both(
+                            self.mailbox,
+                            self.crm,
+                            self.spec,
+                            (&crm, &mailbox),
+                            &item,
+                            &mut pair,
+                            report,
+                        )
+                        .await?;
                     }
                 }
                 if stamp {
@@ -578,7 +588,40 @@ pub(super) async fn settle_copies<M: MailboxConnector, C: CrmConnector>(
             report.updated_in_crm += 1;
             show_filled_in(mailbox, spec, &copy.id, &written, &copy.item, pair, report).await?;
         }
+        AfterLink::UpdateBoth(item) => {
+            write_both(mailbox, crm, spec, (crm_item, copy), &item, pair, report).await?;
+        }
     }
+    Ok(())
+}
+
+/// Writes one item (a merged recurring series) over both sides, each guarded by the version
+/// read, and records both in `pair` (which the caller stores).
+async fn write_both<M: MailboxConnector, C: CrmConnector>(
+    mailbox: &M,
+    crm: &C,
+    spec: &PassSpec<'_>,
+    (crm_item, mailbox_item): (&Observed<CrmId>, &Observed<MailboxItemId>),
+    item: &Item,
+    pair: &mut Pair,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
+    let in_crm = crm.update(crm_item.id, item, &crm_item.version).await?;
+    let in_mailbox = mailbox
+        .update(
+            &spec.mailbox(),
+            &mailbox_item.id,
+            item,
+            Some(&mailbox_item.version),
+        )
+        .await?;
+    pair.crm_version = in_crm.version.clone();
+    pair.crm_hash = held_hash(&in_crm, item);
+    pair.mailbox_version = in_mailbox.version.clone();
+    pair.mailbox_hash = held_hash(&in_mailbox, item);
+    pair.span = span_of(item);
+    report.updated_in_crm += 1;
+    report.updated_in_mailbox += 1;
     Ok(())
 }
 

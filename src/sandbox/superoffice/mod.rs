@@ -125,6 +125,11 @@ impl SuperOfficeStore {
         self.read().data.appointments.get(&id).cloned()
     }
 
+    /// Every appointment row, by id (tests look at what a user of the tenant would see).
+    pub fn appointments(&self) -> Vec<Appointment> {
+        self.read().data.appointments.values().cloned().collect()
+    }
+
     pub fn person(&self, id: u32) -> Option<Person> {
         self.read().data.persons.get(&id).cloned()
     }
