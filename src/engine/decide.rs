@@ -350,7 +350,7 @@ fn merged_series(
             "edited on the side that lost the conflict, but the winner's pattern no longer has it: not kept",
         );
     }
-    (merged.item != *winner).then(|| Item::Diary(merged.item))
+    (merged.item != *winner).then_some(Item::Diary(merged.item))
 }
 
 /// How two never-paired items that belong together are brought to one content.
@@ -370,10 +370,10 @@ pub(super) fn after_link(
         winner: side,
         reason,
     });
-    if !mailbox.item_read_only() {
-        if let Some(item) = merged_series(input, crm, mailbox, side, plan) {
-            return AfterLink::UpdateBoth(Box::new(item));
-        }
+    if !mailbox.item_read_only()
+        && let Some(item) = merged_series(input, crm, mailbox, side, plan)
+    {
+        return AfterLink::UpdateBoth(Box::new(item));
     }
     match side {
         Side::Crm => AfterLink::UpdateMailbox,
