@@ -290,7 +290,7 @@ impl SeriesGroup {
 
 /// The key of an occurrence: its start; for an all-day series midnight UTC of its date
 /// (read as `wire::whole_date` reads dates, so a local midnight anywhere gives its date).
-fn occurrence_key(ts: Timestamp, all_day: bool) -> Timestamp {
+pub(super) fn occurrence_key(ts: Timestamp, all_day: bool) -> Timestamp {
     if !all_day {
         return ts;
     }
