@@ -586,3 +586,148 @@ async fn a_pattern_outlook_cannot_hold_is_an_item_error() {
         other => panic!("expected an item error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_moved_to_another_hour_with_an_earlier_end_reads_back_equal() {
+    let t = T::start().await;
+    let m = t.mailbox(0);
+    let (date, start) = nine_oclock(&t, 2);
+    let d = series_item(start, weekly(date, RangeEnd::Count(10)), "Team rule");
+    let written = t
+        .client
+        .create(&m, &Item::Diary(d.clone()), &stamp(Kind::Diary, 509))
+        .await
+        .unwrap();
+    // An hour later, ending after four weeks (an end date now).
+    let later = start + SignedDuration::from_hours(1);
+    let mut target = series_item(
+        later,
+        weekly(date, RangeEnd::Date(date + jiff::ToSpan::weeks(3))),
+        "Team rule",
+    );
+    target.body = "New agenda".into();
+    let target = Item::Diary(target);
+    let updated = t
+        .client
+        .update(&m, &written.id, &target, Some(&written.version))
+        .await
+        .unwrap();
+    assert_eq!(updated.item.as_ref(), Some(&target));
+    let got = t
+        .client
+        .get(&m, Kind::Diary, &written.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.item, target);
+    let listed = instances(&t, &written.id.0, &t.window());
+    assert_eq!(listed.len(), 4);
+    for (_, _, at) in &listed {
+        assert_eq!(at.to_zoned(oslo()).hour(), 10);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_deleted_in_outlook_is_removed_by_its_masters_id() {
+    let t = T::start().await;
+    let m = t.mailbox(0);
+    let (date, start) = nine_oclock(&t, 2);
+    let item = Item::Diary(series_item(
+        start,
+        weekly(date, RangeEnd::Count(4)),
+        "Team gone",
+    ));
+    let written = t
+        .client
+        .create(&m, &item, &stamp(Kind::Diary, 510))
+        .await
+        .unwrap();
+    let round = t
+        .client
+        .changes(&m, Kind::Diary, None, &t.window())
+        .await
+        .unwrap();
+    the_series(&round, &written.id);
+    t.state()
+        .graph
+        .user_delete_event(t.now(), &m.id.clone().unwrap(), &written.id.0)
+        .unwrap();
+    let next = t
+        .client
+        .changes(&m, Kind::Diary, Some(&round.cursor), &t.window())
+        .await
+        .unwrap();
+    assert!(upserts(&next).is_empty(), "{:?}", next.changes);
+    assert!(
+        next.changes
+            .iter()
+            .any(|c| matches!(c, Change::Removed(id) if *id == written.id))
+    );
+    assert!(
+        t.client
+            .get(&m, Kind::Diary, &written.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_all_day_series_with_an_exception_and_a_cancellation_reads_back_equal() {
+    let t = T::start().await;
+    let m = t.mailbox(0);
+    let (date, _) = nine_oclock(&t, 3);
+    let Item::Diary(mut d) = diary_at(t.now(), "Team all day") else {
+        unreachable!()
+    };
+    d.when = When::AllDay {
+        start: date,
+        end: date.tomorrow().unwrap(),
+    };
+    d.series = Some(Box::new(Series {
+        recurrence: weekly(date, RangeEnd::Count(6)),
+        exceptions: BTreeMap::new(),
+        cancelled: BTreeSet::new(),
+    }));
+    let item = Item::Diary(d.clone());
+    let written = t
+        .client
+        .create(&m, &item, &stamp(Kind::Diary, 511))
+        .await
+        .unwrap();
+    assert_eq!(written.item.as_ref(), Some(&item));
+    // Keys of all-day occurrences: midnight UTC of the original date.
+    let key = |days: i64| {
+        (date + jiff::ToSpan::days(days))
+            .to_zoned(TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+    };
+    let mut target = d.clone();
+    {
+        let s = target.series.as_mut().unwrap();
+        let mut e = d.clone();
+        e.series = None;
+        e.subject = "Team all day, moved".into();
+        let to = date + jiff::ToSpan::days(8);
+        e.when = When::AllDay {
+            start: to,
+            end: to.tomorrow().unwrap(),
+        };
+        s.exceptions.insert(key(7), e);
+        s.cancelled.insert(key(14));
+    }
+    let target = Item::Diary(target);
+    let updated = t
+        .client
+        .update(&m, &written.id, &target, Some(&written.version))
+        .await
+        .unwrap();
+    assert_eq!(updated.item.as_ref(), Some(&target));
+    let round = t
+        .client
+        .changes(&m, Kind::Diary, None, &t.window())
+        .await
+        .unwrap();
+    assert_eq!(the_series(&round, &written.id).item, target);
+}

@@ -824,6 +824,11 @@ pub(super) async fn update(
             ));
         }
     }
+    if let Some(now_series) = &now.series {
+        for key in now_series.cancelled.difference(&series.cancelled) {
+            tracing::warn!(mailbox = mailbox.key(), item = id, occurrence = %key, "a cancelled occurrence cannot be restored through Graph; it stays cancelled");
+        }
+    }
     occurrences(client, mailbox, id, target, series, &window, true).await?;
     read_back(client, mailbox, id).await
 }
