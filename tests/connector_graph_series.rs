@@ -731,3 +731,83 @@ async fn an_all_day_series_with_an_exception_and_a_cancellation_reads_back_equal
         .unwrap();
     assert_eq!(the_series(&round, &written.id).item, target);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_cut_off_after_the_master_is_finished_by_the_next_create() {
+    let t = T::start().await;
+    let m = t.mailbox(0);
+    let (date, start) = nine_oclock(&t, 2);
+    let mut d = series_item(start, weekly(date, RangeEnd::Count(6)), "Team cut");
+    let week = SignedDuration::from_hours(24 * 7);
+    d.series.as_mut().unwrap().cancelled.insert(start + week);
+    let item = Item::Diary(d);
+    let s = stamp(Kind::Diary, 512);
+    // The cancellation fails (the master was made): the create fails as a whole.
+    let fault = t.fault(
+        crmsync::sandbox::FaultKind::ServerError {
+            status: 500,
+            retry_after_secs: None,
+        },
+        None,
+        Some("/events/"),
+        Some("DELETE"),
+        None,
+    );
+    let failed = t.client.create(&m, &item, &s).await;
+    assert!(
+        matches!(failed, Err(ConnectorError::Transient { .. })),
+        "{failed:?}"
+    );
+    assert!(t.state().faults.remove(fault));
+    // Sent again (as the pass does after a crash, or resolving its intent): the same series,
+    // finished.
+    let again = t.fresh_client().create(&m, &item, &s).await.unwrap();
+    assert_eq!(again.item.as_ref(), Some(&item));
+    let masters = t.mailbox_state(0)["calendar"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["subject"] == "Team cut")
+        .count();
+    assert_eq!(masters, 1);
+    let found = t.client.find_by_stamp(&m, &s).await.unwrap().unwrap();
+    assert_eq!(found.id, again.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_poll_reports_a_changed_series_whole() {
+    let t = T::start().await;
+    let m = t.mailbox(0);
+    let (date, start) = nine_oclock(&t, 2);
+    let item = Item::Diary(series_item(
+        start,
+        weekly(date, RangeEnd::Count(5)),
+        "Team polled",
+    ));
+    let written = t
+        .client
+        .create(&m, &item, &stamp(Kind::Diary, 513))
+        .await
+        .unwrap();
+    let round = t
+        .client
+        .changes(&m, Kind::Diary, None, &t.window())
+        .await
+        .unwrap();
+    let listed = instances(&t, &written.id.0, &t.window());
+    let (third_id, third, _) = listed[2].clone();
+    t.state()
+        .graph
+        .user_delete_event(t.now(), &m.id.clone().unwrap(), &third_id)
+        .unwrap();
+    let mut answers = t
+        .client
+        .poll(&[(m.clone(), Kind::Diary, round.cursor.clone())])
+        .await;
+    let polled = answers.pop().unwrap().unwrap();
+    let seen = the_series(&polled, &written.id);
+    assert_eq!(
+        series_of(&seen.item).cancelled,
+        [third].into_iter().collect()
+    );
+}
