@@ -1,5 +1,5 @@
-//! Writing a recurring series to Graph, as request bodies and paths (not yet wired into the
-//! engine's writes): the master is created like any event plus `recurrence`; an exception is
+//! Writing a recurring series to Graph, as request bodies and paths (`series_io` sends
+//! them): the master is created like any event plus `recurrence`; an exception is
 //! a PATCH of the occurrence's id; a cancellation is a DELETE of it. An occurrence's id is
 //! found among the master's `instances` by its original start.
 
