@@ -811,3 +811,54 @@ async fn the_idle_poll_reports_a_changed_series_whole() {
         [third].into_iter().collect()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_the_user_made_in_outlook_is_one_item_without_a_stamp() {
+    let t = T::start().await;
+    let m = t.mailbox(0);
+    let round = t
+        .client
+        .changes(&m, Kind::Diary, None, &t.window())
+        .await
+        .unwrap();
+    let (date, start) = nine_oclock(&t, 5);
+    let local = |ts: Timestamp| ts.to_zoned(oslo()).datetime().to_string();
+    let made = t
+        .state()
+        .graph
+        .user_create_event(
+            t.now(),
+            &m.id.clone().unwrap(),
+            &json!({"subject": "Team Outlook-made",
+                "start": {"dateTime": local(start), "timeZone": "W. Europe Standard Time"},
+                "end": {"dateTime": local(start + SignedDuration::from_mins(30)), "timeZone": "W. Europe Standard Time"},
+                "recurrence": {
+                    "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [format!("{:?}", date.weekday()).to_lowercase()]},
+                    "range": {"type": "numbered", "startDate": date.to_string(), "numberOfOccurrences": 3}}}),
+        )
+        .unwrap();
+    let next = t
+        .client
+        .changes(&m, Kind::Diary, Some(&round.cursor), &t.window())
+        .await
+        .unwrap();
+    let id = MailboxItemId(made["id"].as_str().unwrap().to_string());
+    let seen = the_series(&next, &id);
+    assert_eq!(upserts(&next).len(), 1, "{:?}", next.changes);
+    assert!(seen.stamp.is_none());
+    let Item::Diary(d) = &seen.item else {
+        unreachable!()
+    };
+    assert_eq!(
+        d.when,
+        When::Timed {
+            start,
+            end: start + SignedDuration::from_mins(30)
+        }
+    );
+    // A Windows zone reads as its CLDR IANA zone ("W. Europe Standard Time": Berlin, the
+    // same rules as Oslo).
+    let mut expected = weekly(date, RangeEnd::Count(3));
+    expected.time_zone = "Europe/Berlin".into();
+    assert_eq!(series_of(&seen.item).recurrence, expected);
+}
