@@ -284,6 +284,19 @@ impl GraphClient {
         folder: Option<&str>,
         task_stamps: &HashSet<Stamp>,
     ) -> Plan {
+        // A series is several requests in order (master, then occurrences): the single way.
+        if let Write::Create {
+            item: Item::Diary(d),
+            ..
+        }
+        | Write::Update {
+            item: Item::Diary(d),
+            ..
+        } = w
+            && d.series.is_some()
+        {
+            return Plan::Single;
+        }
         match w {
             Write::Create {
                 item: Item::Diary(d),

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::batch::BatchItem;
 use super::folders::Container;
 use super::wire::{self, Op};
-use super::{GraphClient, map};
+use super::{GraphClient, map, series, series_io};
 use crate::connector::http::Retry;
 use crate::connector::model::{Change, Changes, Cursor, Kind, MailboxItemId, Window};
 use crate::connector::{ConnectorError, MailboxRef, Service};
@@ -175,9 +175,28 @@ pub async fn round(
         let path = client.relative(next)?;
         page = self::page(client, mailbox, kind, &path).await?;
     };
+    // Recurring series: grouped by master, each read whole (master and instances over the
+    // series window) and reported as one item under the master's id.
+    let members = if kind == Kind::Diary {
+        series_members(&order, &latest)?
+    } else {
+        HashMap::new()
+    };
+    let mut masters: Vec<String> = Vec::new();
+    for id in &order {
+        if let Some(m) = members.get(id)
+            && !masters.contains(m)
+        {
+            masters.push(m.clone());
+        }
+    }
+    let mut series_reads = series_io::read_many(client, mailbox, &masters).await?;
     let upserts: Vec<String> = order
         .iter()
-        .filter(|id| latest.get(*id).is_some_and(|v| v.get("@removed").is_none()))
+        .filter(|id| {
+            !members.contains_key(*id)
+                && latest.get(*id).is_some_and(|v| v.get("@removed").is_none())
+        })
         .cloned()
         .collect();
     let mut gone: HashSet<String> = HashSet::new();
@@ -199,12 +218,24 @@ pub async fn round(
         }
     }
     let mut changes = Vec::with_capacity(order.len());
+    let mut reported: HashSet<String> = HashSet::new();
     for id in order {
         let Some(value) = latest.remove(&id) else {
             continue;
         };
         if value.get("@removed").is_some() {
-            changes.push(Change::Removed(MailboxItemId(id)));
+            // A series read whole in this round is not removed. The removal of an
+            // occurrence (a cancellation) names an id that is never paired: the series
+            // itself is reported whole in the same round (its master changed).
+            if !series_reads.contains_key(&id) && !reported.contains(&id) {
+                changes.push(Change::Removed(MailboxItemId(id)));
+            }
+        } else if let Some(master) = members.get(&id) {
+            if reported.insert(master.clone())
+                && let Some(observed) = series_reads.remove(master)
+            {
+                changes.push(Change::Upsert(Box::new(observed)));
+            }
         } else if gone.contains(&id) {
             continue;
         } else if let Some(observed) = map::observed(kind, &value) {
@@ -219,6 +250,41 @@ pub async fn round(
         cursor,
         full,
     })
+}
+
+/// The live items of a round that belong to a recurring series (its master, occurrences and
+/// exceptions), each with its master's id ([`series::group`]).
+fn series_members(
+    order: &[String],
+    latest: &HashMap<String, Value>,
+) -> Result<HashMap<String, String>, ConnectorError> {
+    let live: Vec<Value> = order
+        .iter()
+        .filter_map(|id| latest.get(id))
+        .filter(|v| v.get("@removed").is_none())
+        .cloned()
+        .collect();
+    let groups =
+        series::group(live).map_err(|e| wire::malformed(format!("a delta round's series: {e}")))?;
+    let mut members = HashMap::new();
+    for group in groups.series {
+        let master = group.master_id.clone();
+        for id in group
+            .occurrences
+            .iter()
+            .map(|o| o.id.clone())
+            .chain(
+                group
+                    .exceptions
+                    .iter()
+                    .filter_map(|e| e.get("id").and_then(Value::as_str).map(str::to_string)),
+            )
+            .chain(std::iter::once(master.clone()))
+        {
+            members.insert(id, master.clone());
+        }
+    }
+    Ok(members)
 }
 
 /// The extended properties of `ids`: `Some(Some(props))` found with props, `Some(None)`

@@ -12,6 +12,7 @@ mod folders;
 pub mod map;
 pub mod patterned;
 pub mod series;
+mod series_io;
 pub mod series_write;
 mod update;
 mod users;
@@ -109,6 +110,9 @@ pub struct GraphClient {
     folders: Mutex<HashMap<String, String>>,
     /// One creator of a dedicated list or folder per mailbox at a time.
     ensuring: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The window recurring series are read and written in: the last diary `changes`
+    /// window, or [`GraphClient::set_series_window`]'s.
+    series_window: Mutex<Option<Window>>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -160,6 +164,7 @@ impl GraphClient {
             lists: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
             ensuring: Mutex::new(HashMap::new()),
+            series_window: Mutex::new(None),
         })
     }
 
@@ -304,6 +309,9 @@ impl MailboxConnector for GraphClient {
         cursor: Option<&Cursor>,
         window: &Window,
     ) -> Result<Changes<MailboxItemId>, ConnectorError> {
+        if kind == Kind::Diary {
+            self.set_series_window(*window);
+        }
         delta::changes(self, mailbox, kind, cursor, window).await
     }
 

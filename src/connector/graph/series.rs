@@ -1,6 +1,7 @@
-//! Reading a recurring series from what a `calendarView/delta` round hands out, in neutral
-//! terms, not yet wired into the engine's items. A changed series comes as one group (the
-//! emulator's and the observed service's behaviour, docs/sandbox/graph.md): its master with
+//! Reading a recurring series from what a `calendarView/delta` round (or a master's
+//! `instances`) hands out, in neutral terms; `series_io` builds the series item from it. A
+//! changed series comes as one group (the emulator's and the observed service's behaviour,
+//! docs/sandbox/graph.md): its master with
 //! `recurrence` when the master's own time is in the window, its exceptions in full, its
 //! occurrences bare (`id`, `type`, `seriesMasterId`, `start`, `end`), and `@removed` for
 //! instances taken away. [`group`] sorts a round's items by `seriesMasterId`;
@@ -290,7 +291,7 @@ impl SeriesGroup {
 
 /// The key of an occurrence: its start; for an all-day series midnight UTC of its date
 /// (read as `wire::whole_date` reads dates, so a local midnight anywhere gives its date).
-fn occurrence_key(ts: Timestamp, all_day: bool) -> Timestamp {
+pub(super) fn occurrence_key(ts: Timestamp, all_day: bool) -> Timestamp {
     if !all_day {
         return ts;
     }

@@ -1,5 +1,5 @@
-//! Writing a recurring series to Graph, as request bodies and paths (not yet wired into the
-//! engine's writes): the master is created like any event plus `recurrence`; an exception is
+//! Writing a recurring series to Graph, as request bodies and paths (`series_io` sends
+//! them): the master is created like any event plus `recurrence`; an exception is
 //! a PATCH of the occurrence's id; a cancellation is a DELETE of it. An occurrence's id is
 //! found among the master's `instances` by its original start.
 
@@ -18,15 +18,30 @@ fn wall(ts: Timestamp, tz: &jiff::tz::TimeZone, zone: &str) -> Value {
 }
 
 /// The body of `POST /users/{u}/events` for a series master: [`map::event_create`] of its
-/// first occurrence, with `start` and `end` written in the series' zone (so that Exchange
-/// keeps the series' wall time and `originalStartTimeZone`), and `recurrence`. Graph wants
-/// the range to start on the first occurrence's date in that zone: another date is an error
-/// here rather than a 400 there.
+/// first occurrence with [`series_times`].
 pub fn series_create(
     item: &DiaryItem,
     recurrence: &Recurrence,
     stamp: &Stamp,
     transaction_id: &str,
+) -> Result<Value, GraphRecurrenceError> {
+    let mut body = map::event_create(item, stamp, transaction_id);
+    if let (Value::Object(out), Value::Object(times)) = (&mut body, series_times(item, recurrence)?)
+    {
+        out.extend(times);
+    }
+    Ok(body)
+}
+
+/// The times and `recurrence` of a series master (for a create, or a PATCH of a master
+/// whose first occurrence or rule changed): `start` and `end` written at the first
+/// occurrence's wall time in the series' zone (so that Exchange keeps the series' wall time
+/// and `originalStartTimeZone`), `isAllDay`, and `recurrence`. Graph wants the range to start
+/// on the first occurrence's date in that zone: another date is an error here rather than a
+/// 400 there.
+pub fn series_times(
+    item: &DiaryItem,
+    recurrence: &Recurrence,
 ) -> Result<Value, GraphRecurrenceError> {
     let graph = patterned::to_graph(recurrence)?;
     let tz = recurrence
@@ -36,15 +51,17 @@ pub fn series_create(
             source,
         })?;
     let zone = recurrence.time_zone.as_str();
-    let mut body = map::event_create(item, stamp, transaction_id);
+    let mut body = json!({});
     let first_date = match item.when {
         When::Timed { start, end } => {
+            body["isAllDay"] = json!(false);
             body["start"] = wall(start, &tz, zone);
             body["end"] = wall(end, &tz, zone);
             start.to_zoned(tz).date()
         }
         // Whole days: the same dates, at midnight in the series' zone.
         When::AllDay { start, end } => {
+            body["isAllDay"] = json!(true);
             body["start"] = json!({"dateTime": wire::midnight(start), "timeZone": zone});
             body["end"] = json!({"dateTime": wire::midnight(end), "timeZone": zone});
             start
@@ -90,9 +107,13 @@ pub fn instances_path(mailbox: &MailboxRef, master_id: &str, window: &Window) ->
         wire::query(&[
             ("startDateTime", &window.start.to_string()),
             ("endDateTime", &window.end.to_string()),
+            ("$top", INSTANCES_PAGE),
         ])
     )
 }
+
+/// Instances asked for per page (the client follows `@odata.nextLink` for more).
+const INSTANCES_PAGE: &str = "500";
 
 /// The id of the instance whose original start is `original_start`, in a page of
 /// [`instances_path`].

@@ -10,7 +10,7 @@ use super::delta::{self, item_path};
 use super::folders::Container;
 use super::wire::{self, Op};
 use super::writes::{item_error, response_json, written};
-use super::{GraphClient, map};
+use super::{GraphClient, map, series_io};
 use crate::connector::http::Retry;
 use crate::connector::model::{Item, Kind, MailboxItemId, Version};
 use crate::connector::{ConnectorError, MailboxRef, Service, Written};
@@ -85,6 +85,13 @@ pub(super) fn patch_for(
 ) -> Result<Option<Value>, ConnectorError> {
     Ok(match item {
         Item::Diary(d) => {
+            if series_io::is_master(current) || series_io::master_of_instance(current).is_some() {
+                return Err(item_error(
+                    "a recurring series (or an occurrence of one) is not turned into a single \
+                     event; the item is left as it is",
+                    &id.0,
+                ));
+            }
             if current["isOrganizer"].as_bool() == Some(false) {
                 return Err(item_error(
                     "a meeting organised by someone else is not rewritten",
@@ -112,6 +119,11 @@ pub async fn update(
     item: &Item,
     expected: Option<&Version>,
 ) -> Result<Written<MailboxItemId>, ConnectorError> {
+    if let Item::Diary(d) = item
+        && let Some(series) = d.series.as_deref()
+    {
+        return series_io::update(client, mailbox, id, d, series, expected).await;
+    }
     let (kind, path, prefer) = locate(client, mailbox, id, item).await?;
     let read_path = match kind {
         Kind::Diary | Kind::Contact => format!(

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::delta::{self, item_path};
 use super::folders::Container;
 use super::wire::{self, Op};
-use super::{GraphClient, is_not_found, json_of, map, maybe_done};
+use super::{GraphClient, is_not_found, json_of, map, maybe_done, series_io};
 use crate::connector::http::{Response, Retry};
 use crate::connector::model::{Item, Kind, MailboxItemId, Observed, Stamp, Version};
 use crate::connector::{ConnectorError, Deleted, MailboxRef, Service, Written};
@@ -263,6 +263,15 @@ pub async fn find_by_stamp(
     stamp: &Stamp,
 ) -> Result<Option<Observed<MailboxItemId>>, ConnectorError> {
     match client.find_value(mailbox, stamp).await? {
+        // A series is found by its master (an instance that carries the stamp too leads to
+        // its master).
+        Some(v) if stamp.kind == Kind::Diary && series_io::is_master(&v) => {
+            series_io::read(client, mailbox, &v).await
+        }
+        Some(v) if stamp.kind == Kind::Diary && series_io::master_of_instance(&v).is_some() => {
+            let master = series_io::master_of_instance(&v).unwrap_or_default();
+            series_io::read_id(client, mailbox, master).await
+        }
         Some(v) => map::observed(stamp.kind, &v)
             .map(Some)
             .ok_or_else(|| wire::malformed("an item that cannot be read")),
@@ -278,6 +287,13 @@ pub async fn create(
 ) -> Result<Written<MailboxItemId>, ConnectorError> {
     let user = GraphClient::mailbox_path(mailbox);
     match item {
+        Item::Diary(d) if d.series.is_some() => {
+            let series = d
+                .series
+                .as_deref()
+                .ok_or_else(|| wire::malformed("no series"))?;
+            series_io::create(client, mailbox, d, series, stamp).await
+        }
         Item::Diary(d) => {
             let body = map::event_create(d, stamp, &transaction_id(mailbox, stamp));
             // Graph answers a repeated transactionId with the event the first POST made:
@@ -521,6 +537,16 @@ pub async fn get(
         return Ok(None);
     }
     let value = json_of(&response, Op::Read, &id.0)?;
+    if kind == Kind::Diary && series_io::is_master(&value) {
+        return series_io::read(client, mailbox, &value).await;
+    }
+    if kind == Kind::Diary && series_io::master_of_instance(&value).is_some() {
+        // Occurrences are never items of their own (they are never paired).
+        return Err(item_error(
+            "an occurrence of a recurring series is read as part of its series, by the series' id",
+            &id.0,
+        ));
+    }
     map::observed(kind, &value)
         .map(Some)
         .ok_or_else(|| wire::malformed("an item that cannot be read"))
