@@ -256,6 +256,10 @@ impl Item {
                 };
                 d.organized_by_other = false;
                 if let Some(series) = &mut d.series {
+                    // Outlook and SuperOffice may name one zone differently (Europe/Berlin
+                    // and Europe/Oslo): what they hold is the same if the clocks are.
+                    series.recurrence.time_zone =
+                        recurrence::zone_class(&series.recurrence.time_zone);
                     for exception in series.exceptions.values_mut() {
                         if let Item::Diary(shared) = Item::Diary(exception.clone()).shared_form() {
                             *exception = shared;

@@ -13,8 +13,10 @@ mod expand;
 mod oracle_tests;
 #[cfg(test)]
 mod tests;
+mod zones;
 
 pub use expand::{Occurrence, occurrence_dates, occurrences};
+pub use zones::zone_class;
 
 use jiff::civil::{Date, Weekday};
 use serde::{Deserialize, Serialize};
