@@ -11,6 +11,7 @@ pub mod cursor;
 mod feed;
 pub mod mapping;
 pub mod query;
+pub mod recurrence;
 mod share;
 mod tenant;
 pub mod time;
