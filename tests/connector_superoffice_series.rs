@@ -14,7 +14,7 @@ use crmsync::connector::model::{CrmId, DiaryItem, Item, Kind, Series, ShowAs, Wh
 use crmsync::connector::recurrence::{DayOfWeek, Pattern, Range, RangeEnd, Recurrence, WeekIndex};
 use crmsync::connector::superoffice::{SuperOfficeClient, SuperOfficeOptions};
 use crmsync::limits::LimiterSettings;
-use jiff::civil::date;
+use jiff::civil::{Date, date};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
@@ -598,4 +598,55 @@ async fn created_since_finds_a_series_as_the_series() {
     assert_eq!(found.items.len(), 1, "{:?}", found.items);
     assert_eq!(found.items[0].id, created.id);
     assert_eq!(found.items[0].item, item);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_all_day_series_with_an_exception_and_a_series_outside_the_window() {
+    let (_so, client) = start(MONDAY).await;
+    client.set_series_window(window("2026-01-01T00:00:00Z", "2026-04-01T00:00:00Z"));
+    let mut item = series(
+        "Europe/Oslo",
+        "2026-01-09T00:00",
+        Pattern::Weekly {
+            interval: 1,
+            days: vec![DayOfWeek::Friday],
+            first_day_of_week: DayOfWeek::Sunday,
+        },
+        RangeEnd::Count(8),
+    );
+    item.when = When::AllDay {
+        start: date(2026, 1, 9),
+        end: date(2026, 1, 10),
+    };
+    item.reminder_minutes = None;
+    // All-day occurrences are named by midnight UTC of their original date.
+    let key = |d: Date| d.to_zoned(TimeZone::UTC).unwrap().timestamp();
+    let mut moved = DiaryItem {
+        series: None,
+        ..item.clone()
+    };
+    moved.when = When::AllDay {
+        start: date(2026, 1, 17),
+        end: date(2026, 1, 19),
+    };
+    moved.subject = "Offsite".into();
+    {
+        let s = item.series.as_mut().unwrap();
+        s.exceptions.insert(key(date(2026, 1, 16)), moved);
+        s.cancelled.insert(key(date(2026, 1, 30)));
+    }
+    let created = client
+        .create(ASSOCIATE, &Item::Diary(item.clone()))
+        .await
+        .unwrap();
+    let read = client.get(Kind::Diary, created.id).await.unwrap().unwrap();
+    assert_eq!(read.item, Item::Diary(item.clone()));
+
+    // A window after the series' last occurrence: the series still exists (`get` is not
+    // `None`), with nothing of it in the window.
+    client.set_series_window(window("2026-06-01T00:00:00Z", "2026-09-01T00:00:00Z"));
+    let later = client.get(Kind::Diary, created.id).await.unwrap().unwrap();
+    let s = series_of(&later.item);
+    assert!(s.exceptions.is_empty() && s.cancelled.is_empty(), "{s:?}");
+    assert_eq!(diary(&later.item).when, item.when);
 }
