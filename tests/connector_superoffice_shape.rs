@@ -379,7 +379,7 @@ async fn the_rank_wide_change_query_and_the_travel_log_query() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/SuperOffice/api/v1/Appointment"))
-        .and(query_param("$select", "appointmentId,associateId,updatedDate"))
+        .and(query_param("$select", "appointmentId,associateId,updatedDate,recurrenceRuleId"))
         .and(query_param(
             "$filter",
             "associateId associateIsOneOf (101,102,105) and rawType eq 1 and recordType isNot 'ToDo' and updatedDate afterTime '2026-11-22T09:12:07'",

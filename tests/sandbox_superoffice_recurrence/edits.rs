@@ -27,7 +27,7 @@ async fn an_occurrence_edited_alone_is_an_exception_and_a_deleted_one_is_cancell
     let (second, third) = (before[1].0, before[2].0);
     let log_before = so.sandbox.state().superoffice.travel_log().len();
 
-    // Moving one row (PATCH, which carries the rule as it is) touches only that row.
+    // Moving one row (a PATCH that does not touch `Recurrence`) touches only that row.
     let moved = so
         .send_json(
             Method::PATCH,
@@ -341,4 +341,71 @@ async fn deleting_every_row_ends_a_never_ending_series() {
         .advance(std::time::Duration::from_secs(400 * 86_400));
     so.ticket = so.authenticate().await;
     assert!(rows(&so, rule, "NO").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_with_the_rule_saves_the_whole_series_and_one_without_it_that_row_alone() {
+    let so = so_at(MONDAY).await;
+    let recurrence = weekly(
+        "Monday",
+        1,
+        json!({"RecurrenceEndType": "Counter", "RecurrenceCounter": 4}),
+    );
+    let first = create(
+        &so,
+        &meeting(
+            "2026-01-05T09:00:00+01:00",
+            "2026-01-05T10:00:00+01:00",
+            recurrence,
+        ),
+    )
+    .await;
+    let rule = rule_of(&first);
+    let before = rows(&so, rule, "NO").await;
+    let title = |id: u32| {
+        let so = &so;
+        async move {
+            so.get(&format!("Appointment/{id}")).await.body["Title"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+
+    // PUT without `Recurrence` (null): that row alone, an exception.
+    let mut alone = so.get(&format!("Appointment/{}", before[1].0)).await.body;
+    alone["Title"] = json!("Only this one");
+    alone["Recurrence"] = serde_json::Value::Null;
+    let put = so
+        .send_json(Method::PUT, &format!("Appointment/{}", before[1].0), &alone)
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(rule_of(&put.body), rule, "it stays in its series");
+
+    // PUT with the rule as it is (IsRecurrence true): the whole series takes the content;
+    // the exception keeps its own.
+    let mut whole = so.get(&format!("Appointment/{}", before[2].0)).await.body;
+    whole["Title"] = json!("Renamed series");
+    let put = so
+        .send_json(Method::PUT, &format!("Appointment/{}", before[2].0), &whole)
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(title(before[0].0).await, "Renamed series");
+    assert_eq!(title(before[1].0).await, "Only this one");
+    assert_eq!(title(before[2].0).await, "Renamed series");
+    assert_eq!(title(before[3].0).await, "Renamed series");
+
+    // PATCH touching `Recurrence`: the whole series too.
+    let patch = so
+        .send_json(
+            Method::PATCH,
+            &format!("Appointment/{}", before[3].0),
+            &json!([{"op": "replace", "path": "Title", "value": "Patched series"},
+                    {"op": "replace", "path": "Recurrence/IsRecurrence", "value": true}]),
+        )
+        .await;
+    assert_eq!(patch.status, 200, "{}", patch.body);
+    assert_eq!(title(before[0].0).await, "Patched series");
+    assert_eq!(title(before[1].0).await, "Only this one");
+    assert_eq!(rows(&so, rule, "NO").await.len(), 4);
 }

@@ -78,6 +78,22 @@ fn window_terms(kind: Kind, window: &Window) -> Vec<String> {
     }
 }
 
+/// What change listings of appointments select.
+const LIST_COLUMNS: &str = "appointmentId,associateId,updatedDate,recurrenceRuleId";
+
+/// Rows of series (by their rule) and single rows, apart.
+fn split_rows(rows: Vec<u32>, rules: &HashMap<u32, u32>) -> (Vec<u32>, Vec<u32>) {
+    let mut single = Vec::new();
+    let mut series = Vec::new();
+    for row in rows {
+        match rules.get(&row) {
+            Some(rule) => series.push(*rule),
+            None => single.push(row),
+        }
+    }
+    (single, series)
+}
+
 /// The server's time when the first listing was answered.
 pub(crate) fn server_time(listings: &[Listing]) -> Option<Timestamp> {
     listings.first().and_then(|l| l.server_time)
@@ -112,6 +128,24 @@ pub(crate) fn round_of(
 }
 
 impl SuperOfficeClient {
+    /// Row -> rule of the listed rows of series (diary items only), remembered for deletions.
+    fn rules_of_rows(&self, listings: &[Listing], kind: Kind) -> HashMap<u32, u32> {
+        let mut out = HashMap::new();
+        if kind != Kind::Diary {
+            return out;
+        }
+        for row in listings.iter().flat_map(|l| l.rows.iter()) {
+            if let (Some(id), Some(rule)) = (
+                query::id(row, "appointmentId"),
+                query::id(row, "recurrenceRuleId").filter(|r| *r != 0),
+            ) {
+                out.insert(id, rule);
+                self.remember_rows(rule, [id]);
+            }
+        }
+        out
+    }
+
     fn appointment_list(&self, associates: &[u32], kind: Kind, select: &str) -> ListQuery {
         let mut q = ListQuery::new("Appointment", select, "appointmentId")
             .associates("associateId", associates)
@@ -259,6 +293,53 @@ impl SuperOfficeClient {
         .await
     }
 
+    /// Reads the series of `rules`, keeping those owned by `associates` (and, with a window,
+    /// overlapping it). Also returns the rows read (for the feed's bookkeeping) and the rules
+    /// that have no rows any more.
+    #[allow(clippy::type_complexity)]
+    async fn fetch_series(
+        &self,
+        rules: Vec<u32>,
+        associates: &BTreeSet<u32>,
+        window: Option<&Window>,
+    ) -> Result<(Vec<(u32, Observed<CrmId>)>, Vec<(u64, Timestamp)>, Vec<u32>), ConnectorError>
+    {
+        let read = fetch_all(rules, self.options.fetch_concurrency, |rule| async move {
+            match self.read_series(rule).await {
+                Ok(found) => Ok(Some((rule, found))),
+                Err(ConnectorError::Item { item, what, .. }) => {
+                    tracing::warn!(item, what, "SuperOffice series skipped");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        let mut items = Vec::new();
+        let mut rows = Vec::new();
+        let mut gone = Vec::new();
+        for (rule, found) in read {
+            let Some(series) = found else {
+                gone.push(rule);
+                continue;
+            };
+            rows.extend(
+                series
+                    .row_versions
+                    .iter()
+                    .map(|(r, at)| (u64::from(*r), *at)),
+            );
+            let in_window = match (&series.observed.item, window) {
+                (Item::Diary(d), Some(w)) => d.overlaps(w),
+                _ => true,
+            };
+            if associates.contains(&series.associate) && in_window {
+                items.push((series.associate, series.observed));
+            }
+        }
+        Ok((items, rows, gone))
+    }
+
     pub(crate) async fn appointment_changes(
         &self,
         associates: &[u32],
@@ -267,6 +348,9 @@ impl SuperOfficeClient {
         window: &Window,
     ) -> Result<RankChanges, ConnectorError> {
         let set: BTreeSet<u32> = associates.iter().copied().collect();
+        if kind == Kind::Diary {
+            self.set_series_window(*window);
+        }
         let Some(previous) = cursor.and_then(|c| AppointmentCursor::decode(c, kind)) else {
             if cursor.is_some() {
                 tracing::warn!(
@@ -278,29 +362,44 @@ impl SuperOfficeClient {
                 .appointment_listing(associates, &set, kind, window)
                 .await;
         };
-        let mut q =
-            self.appointment_list(associates, kind, "appointmentId,associateId,updatedDate");
+        let mut q = self.appointment_list(associates, kind, LIST_COLUMNS);
         if let Some(since) = previous.items.since {
             q = q.filter(format!("updatedDate afterTime '{}'", time::literal(since)));
         }
         let listings = self.list(&q).await?;
         let mut round = round_of(&listings, "appointmentId", "updatedDate", None);
-        let mut wanted: Vec<u32> = round
+        let rules = self.rules_of_rows(&listings, kind);
+        let new_rows: Vec<u32> = round
             .rows
             .iter()
             .filter(|(id, at)| previous.items.is_new(*id, *at))
             .filter_map(|(id, _)| u32::try_from(*id).ok())
             .collect();
+        let (mut wanted, mut series_rules) = split_rows(new_rows, &rules);
+        let (deleted_rows, log) = self
+            .deleted_since(TABLE_APPOINTMENT, &previous.log, kind)
+            .await?;
+        // A deleted row of a series (known from an earlier read) changes its series.
+        let mut deleted = Vec::new();
+        for row in deleted_rows {
+            match self.rule_of_row(row.0).filter(|_| kind == Kind::Diary) {
+                Some(rule) => series_rules.push(rule),
+                None => deleted.push(row),
+            }
+        }
         wanted.sort_unstable();
         wanted.dedup();
-        let changed = self.fetch_appointments(wanted, kind, &set, None).await?;
+        series_rules.sort_unstable();
+        series_rules.dedup();
+        let mut changed = self.fetch_appointments(wanted, kind, &set, None).await?;
         // What was fetched is newer than its list row: remember that version as seen.
         round
             .rows
             .extend(changed.iter().map(|(_, o)| (u64::from(o.id.0), o.modified)));
-        let (deleted, log) = self
-            .deleted_since(TABLE_APPOINTMENT, &previous.log, kind)
-            .await?;
+        let (series, series_rows, gone) = self.fetch_series(series_rules, &set, None).await?;
+        changed.extend(series);
+        round.rows.extend(series_rows);
+        deleted.extend(gone.into_iter().map(CrmId::series));
         let items = previous.items.advance(&round, ITEM_LAG);
         tracing::debug!(
             ?kind,
@@ -324,8 +423,7 @@ impl SuperOfficeClient {
         kind: Kind,
         window: &Window,
     ) -> Result<RankChanges, ConnectorError> {
-        let mut q =
-            self.appointment_list(associates, kind, "appointmentId,associateId,updatedDate");
+        let mut q = self.appointment_list(associates, kind, LIST_COLUMNS);
         for term in window_terms(kind, window) {
             q = q.filter(term);
         }
@@ -333,19 +431,26 @@ impl SuperOfficeClient {
         // The cursor starts from the server's time when the listing began.
         let mut round = round_of(&listings, "appointmentId", "updatedDate", None);
         let log = self.log_start(server_time(&listings)).await?;
-        let mut ids: Vec<u32> = round
+        let rules = self.rules_of_rows(&listings, kind);
+        let all: Vec<u32> = round
             .rows
             .iter()
             .filter_map(|(id, _)| u32::try_from(*id).ok())
             .collect();
+        let (mut ids, mut series_rules) = split_rows(all, &rules);
         ids.sort_unstable();
         ids.dedup();
-        let items = self
+        series_rules.sort_unstable();
+        series_rules.dedup();
+        let mut items = self
             .fetch_appointments(ids, kind, set, Some(window))
             .await?;
         round
             .rows
             .extend(items.iter().map(|(_, o)| (u64::from(o.id.0), o.modified)));
+        let (series, series_rows, _) = self.fetch_series(series_rules, set, Some(window)).await?;
+        items.extend(series);
+        round.rows.extend(series_rows);
         let feed = Feed::default().advance(&round, ITEM_LAG);
         Ok(RankChanges {
             by_associate: by_associate(items),
@@ -363,7 +468,11 @@ impl SuperOfficeClient {
         kind: Kind,
         window: &Window,
     ) -> Result<BTreeMap<u32, Vec<CrmId>>, ConnectorError> {
-        let mut q = self.appointment_list(associates, kind, "appointmentId,associateId");
+        let mut q = self.appointment_list(
+            associates,
+            kind,
+            "appointmentId,associateId,recurrenceRuleId",
+        );
         for term in window_terms(kind, window) {
             q = q.filter(term);
         }
@@ -376,7 +485,11 @@ impl SuperOfficeClient {
                     query::id(&row, "associateId"),
                 ) && let Some(ids) = out.get_mut(&owner)
                 {
-                    ids.push(CrmId(id));
+                    // A row of a series stands for its series, reported once.
+                    match query::id(&row, "recurrenceRuleId").filter(|r| *r != 0) {
+                        Some(rule) if kind == Kind::Diary => ids.push(CrmId::series(rule)),
+                        _ => ids.push(CrmId(id)),
+                    }
                 }
             }
         }

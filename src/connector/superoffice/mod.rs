@@ -11,12 +11,14 @@ pub mod cursor;
 mod feed;
 pub mod mapping;
 pub mod query;
+pub mod recurrence;
+mod series;
 mod share;
 mod tenant;
 pub mod time;
 mod writes;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -249,6 +251,10 @@ pub struct SuperOfficeClient {
     last_tenant_check: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     caches: writes::Caches,
     log_cache: feed::LogCache,
+    /// The series window (contract 3): the last diary `changes` window, or one set.
+    series_window: std::sync::Mutex<Option<Window>>,
+    /// Row id -> recurrence rule, for the rows seen in series (a deleted row names only itself).
+    row_rules: std::sync::Mutex<HashMap<u32, u32>>,
 }
 
 impl std::fmt::Debug for SuperOfficeClient {
@@ -334,6 +340,8 @@ impl SuperOfficeClient {
             last_tenant_check: tokio::sync::Mutex::new(None),
             caches: writes::Caches::default(),
             log_cache: feed::LogCache::default(),
+            series_window: std::sync::Mutex::new(None),
+            row_rules: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -505,10 +513,18 @@ impl CrmConnector for SuperOfficeClient {
     async fn get(&self, kind: Kind, id: CrmId) -> Result<Option<Observed<CrmId>>, ConnectorError> {
         match kind {
             Kind::Contact => Ok(self.read_person(id).await?.map(|(observed, _)| observed)),
-            _ => Ok(self
-                .read_appointment(id)
-                .await?
-                .and_then(|(observed, _)| (observed.item.kind() == kind).then_some(observed))),
+            _ => match id.series_rule() {
+                Some(rule) if kind == Kind::Diary => {
+                    Ok(self.read_series(rule).await?.map(|s| s.observed))
+                }
+                Some(_) => Ok(None),
+                // A row of a diary series is no item of its own.
+                None => Ok(self.read_appointment(id).await?.and_then(|(observed, f)| {
+                    let row_of_series =
+                        kind == Kind::Diary && recurrence::rule_of(&f.entity).is_some();
+                    (observed.item.kind() == kind && !row_of_series).then_some(observed)
+                })),
+            },
         }
     }
 

@@ -49,7 +49,7 @@ pub(crate) struct Fetched {
     pub entity: Value,
 }
 
-fn item_error(id: impl ToString, what: impl Into<String>) -> ConnectorError {
+pub(crate) fn item_error(id: impl ToString, what: impl Into<String>) -> ConnectorError {
     ConnectorError::Item {
         service: Service::SuperOffice,
         item: id.to_string(),
@@ -57,7 +57,7 @@ fn item_error(id: impl ToString, what: impl Into<String>) -> ConnectorError {
     }
 }
 
-fn conflict(id: CrmId) -> ConnectorError {
+pub(crate) fn conflict(id: CrmId) -> ConnectorError {
     ConnectorError::Conflict {
         service: Service::SuperOffice,
         item: id.to_string(),
@@ -306,7 +306,7 @@ impl SuperOfficeClient {
     }
 
     /// The task list, if `item` asks for a task type that `entity` does not have.
-    async fn task_ids_for(
+    pub(crate) async fn task_ids_for(
         &self,
         item: &Item,
         entity: &Value,
@@ -343,6 +343,13 @@ impl SuperOfficeClient {
             }
         };
         let mut entity = self.default_entity(record_type, associate).await?;
+        if let Item::Diary(d) = item
+            && let Some(series) = &d.series
+        {
+            return self
+                .create_series(associate, d, &series.recurrence, entity)
+                .await;
+        }
         let tasks = self.task_ids_for(item, &entity).await?;
         let lookup = |name: &str| {
             tasks
@@ -397,6 +404,21 @@ impl SuperOfficeClient {
             return Err(item_error(
                 id,
                 "contacts flow from SuperOffice only; none is changed there",
+            ));
+        }
+        if let Some(rule) = id.series_rule() {
+            return match item {
+                Item::Diary(d) => self.update_series(id, rule, d, expected).await,
+                _ => Err(item_error(id, "a recurring series is a diary item")),
+            };
+        }
+        if let Item::Diary(d) = item
+            && d.series.is_some()
+        {
+            return Err(item_error(
+                id,
+                "a single appointment cannot be turned into a recurring series; \
+                 delete it and create the series",
             ));
         }
         let expected_at = mapping::version_time(expected).ok_or_else(|| {
@@ -473,6 +495,9 @@ impl SuperOfficeClient {
                 "contacts flow from SuperOffice only; none is deleted there",
             ));
         }
+        if let Some(rule) = id.series_rule() {
+            return self.delete_series(id, rule, expected).await;
+        }
         let mut call = Call::new(Method::DELETE, &format!("Appointment/{id}"));
         if let Some(expected) = expected {
             let at = mapping::version_time(expected).ok_or_else(|| {
@@ -512,7 +537,7 @@ impl SuperOfficeClient {
         let own = self.auth.own_associate().await;
         let mut q = ListQuery::new(
             "Appointment",
-            "appointmentId,associateId,registeredDate,appointment/title",
+            "appointmentId,associateId,registeredDate,appointment/title,recurrenceRuleId",
             "appointmentId",
         )
         .associates("associateId", &[associate])
@@ -524,16 +549,29 @@ impl SuperOfficeClient {
         if let Some(own) = own {
             q = q.filter(format!("registeredBy associateIsOneOf ({own})"));
         }
-        let ids: Vec<u32> = self
+        let rows: Vec<Value> = self
             .list(&q)
             .await?
             .into_iter()
             .flat_map(|l| l.rows)
             .filter(|row| own.is_some() || query::text(row, "appointment/title") == title)
-            .filter_map(|row| query::id(&row, "appointmentId"))
             .collect();
         let mut items = Vec::new();
-        for id in ids {
+        let mut rules = std::collections::BTreeSet::new();
+        for row in rows {
+            // A row of a series stands for its series (found once).
+            if let Some(rule) = query::id(&row, "recurrenceRuleId").filter(|r| *r != 0) {
+                if kind == Kind::Diary
+                    && rules.insert(rule)
+                    && let Some(series) = self.read_series(rule).await?
+                {
+                    items.push(series.observed);
+                }
+                continue;
+            }
+            let Some(id) = query::id(&row, "appointmentId") else {
+                continue;
+            };
             if let Some((observed, _)) = self.read_appointment(CrmId(id)).await?
                 && observed.item.kind() == kind
             {

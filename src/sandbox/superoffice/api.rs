@@ -393,6 +393,13 @@ impl Request<'_> {
                     api: &self.api,
                 };
                 let mut entity = view.appointment(&current);
+                // The shown entity carries the row's rule; a patch that does not touch
+                // `Recurrence` is an edit of this row alone, as a PUT without it.
+                if !touches_recurrence(&changes)
+                    && let Some(o) = entity.as_object_mut()
+                {
+                    o.retain(|k, _| !k.eq_ignore_ascii_case("Recurrence"));
+                }
                 match patch::apply(&mut entity, &changes) {
                     Ok(()) => {}
                     Err(PatchError::TestFailed(m)) => {
@@ -412,11 +419,10 @@ impl Request<'_> {
             Err(m) => return bad_request(&m),
         };
         let now = self.now;
-        // The rule as it is: this row alone (an exception). Another rule: the whole series.
+        // A rule (`IsRecurrence` true), changed or not: the whole series, rule and content
+        // from this row. No `Recurrence` (absent or null): this row alone (an exception).
+        // The reference does not say which edits what; this is the emulator's choice.
         let saved = match (requested, current.occurrence) {
-            (Requested::On(w), Some(o)) if data.same_rule(o.rule_id, &w) => {
-                data.update_appointment(id, new_data, by, now)
-            }
             (Requested::On(w), Some(_)) => data.change_series(id, new_data, &w, by, now),
             (Requested::On(w), None) => data.make_series(id, new_data, &w, by, now),
             (Requested::Off, Some(_)) => data
@@ -574,5 +580,23 @@ impl Request<'_> {
                 None => not_found(&format!("TaskListItem id {id} not found")),
             },
         }
+    }
+}
+
+/// Whether a PATCH (JSON Patch operations or a merge-patch object) sets or removes
+/// `Recurrence` or anything inside it.
+fn touches_recurrence(changes: &Value) -> bool {
+    let is_recurrence = |path: &str| {
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        first.eq_ignore_ascii_case("Recurrence")
+    };
+    match changes {
+        Value::Array(ops) => ops.iter().any(|op| {
+            op.get("path")
+                .and_then(Value::as_str)
+                .is_some_and(is_recurrence)
+        }),
+        Value::Object(o) => o.keys().any(|k| is_recurrence(k)),
+        _ => false,
     }
 }

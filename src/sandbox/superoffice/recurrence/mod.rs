@@ -412,16 +412,6 @@ impl Data {
     pub fn first_row_of(&self, o: Occurrence) -> Option<u32> {
         self.rules.get(&o.rule_id)?.rows.values().next().copied()
     }
-
-    /// Whether a requested recurrence is the row's rule as it is (an edit of the row alone).
-    pub fn same_rule(&self, rule_id: u32, wanted: &Wanted) -> bool {
-        self.rules.get(&rule_id).is_some_and(|r| {
-            r.spec.end == wanted.end
-                && r.spec.pattern == wanted.pattern
-                && r.zone_id == wanted.zone_id
-                && wanted.start.is_none_or(|s| s == r.spec.start)
-        })
-    }
 }
 
 fn no_occurrences() -> WriteError {
