@@ -467,6 +467,23 @@ impl SuperOfficeClient {
                 Some(When::AllDay { start: date, end })
             }
         };
+        // An occurrence cancelled in SuperOffice has no row left to write: it cannot be
+        // brought back through the REST API.
+        if let Item::Diary(current) = &now.observed.item
+            && let Some(have) = &current.series
+        {
+            for key in have
+                .cancelled
+                .iter()
+                .filter(|k| !target.cancelled.contains(k))
+            {
+                tracing::warn!(
+                    series = %id,
+                    occurrence = %key,
+                    "an occurrence cancelled in SuperOffice cannot be restored; left cancelled"
+                );
+            }
+        }
         for (key, row) in &now.rows {
             let Some(f) = now.fetched.get(row) else {
                 continue;
