@@ -440,6 +440,44 @@ async fn the_client_writes_exceptions_cancellations_content_and_end() {
         "12 Thursdays, 2 cancelled"
     );
 
+    // A user edit of one row since the read: the series' version moved, a conflict.
+    let row = rows(&so, rule).await[2].0;
+    so.sandbox
+        .state()
+        .clock
+        .advance(std::time::Duration::from_secs(2));
+    let edited = so
+        .control(
+            Method::PATCH,
+            &format!("/appointments/{row}"),
+            Some(json!({"location": "Elsewhere"})),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    let mut other = item.clone();
+    other.subject = "Not written".into();
+    let raced = client
+        .update(created.id, &Item::Diary(other), &updated.version)
+        .await;
+    assert!(
+        matches!(
+            raced,
+            Err(crmsync::connector::ConnectorError::Conflict { .. })
+        ),
+        "{raced:?}"
+    );
+    let after = client.get(Kind::Diary, created.id).await.unwrap().unwrap();
+    assert_eq!(
+        diary(&after.item).subject,
+        "Weekly review",
+        "nothing written"
+    );
+    assert_eq!(
+        series_of(&after.item).exceptions.len(),
+        2,
+        "the user's edit is an exception"
+    );
+
     // A stale version is a conflict.
     let stale = client
         .update(created.id, &Item::Diary(item.clone()), &read.version)

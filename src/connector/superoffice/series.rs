@@ -108,7 +108,32 @@ fn series_version(updated: Timestamp, item: &Item) -> Version {
     Version(format!("{}#{}", updated, &digest[..12]))
 }
 
-/// A listed row: id, owner, start.
+/// Each row's original date, from the rows (id, start date in the series' zone; by start) and
+/// the dates that have rows (`Recurrence.Dates`): a row on one of those dates not taken by an
+/// earlier row is on its own date; the rows left over (moved) take the dates left over, in
+/// order. The API names no row's original date, so two rows moved across each other may be
+/// paired the wrong way round.
+fn pair_rows(
+    rows: impl IntoIterator<Item = (u32, Date)>,
+    row_dates: &BTreeSet<Date>,
+) -> BTreeMap<u32, Date> {
+    let mut free = row_dates.clone();
+    let mut original = BTreeMap::new();
+    let mut leftover = Vec::new();
+    for (row, date) in rows {
+        if free.remove(&date) {
+            original.insert(row, date);
+        } else {
+            leftover.push(row);
+        }
+    }
+    for (row, date) in leftover.into_iter().zip(free) {
+        original.insert(row, date);
+    }
+    original
+}
+
+/// A listed row: id, start.
 struct Listed {
     id: u32,
     start: Timestamp,
@@ -213,21 +238,12 @@ impl SuperOfficeClient {
         let pattern_dates: Vec<Date> =
             occurrence_dates(&recurrence, from, to).map_err(|e| item_error(id, e.to_string()))?;
 
-        // Pair every row with its original date.
-        let mut free: BTreeSet<Date> = row_dates.clone();
-        let mut original: BTreeMap<u32, Date> = BTreeMap::new();
-        let mut leftover: Vec<u32> = Vec::new();
-        for row in &listed {
-            let date = row.start.to_zoned(tz.clone()).date();
-            if free.remove(&date) {
-                original.insert(row.id, date);
-            } else {
-                leftover.push(row.id);
-            }
-        }
-        for (row, date) in leftover.into_iter().zip(free) {
-            original.insert(row, date);
-        }
+        let original = pair_rows(
+            listed
+                .iter()
+                .map(|r| (r.id, r.start.to_zoned(tz.clone()).date())),
+            &row_dates,
+        );
         let in_range = |d: &Date| *d >= from && *d <= to;
         let mut wanted: Vec<u32> = original
             .iter()
@@ -451,6 +467,23 @@ impl SuperOfficeClient {
                 Some(When::AllDay { start: date, end })
             }
         };
+        // An occurrence cancelled in SuperOffice has no row left to write: it cannot be
+        // brought back through the REST API.
+        if let Item::Diary(current) = &now.observed.item
+            && let Some(have) = &current.series
+        {
+            for key in have
+                .cancelled
+                .iter()
+                .filter(|k| !target.cancelled.contains(k))
+            {
+                tracing::warn!(
+                    series = %id,
+                    occurrence = %key,
+                    "an occurrence cancelled in SuperOffice cannot be restored; left cancelled"
+                );
+            }
+        }
         for (key, row) in &now.rows {
             let Some(f) = now.fetched.get(row) else {
                 continue;
@@ -633,5 +666,73 @@ impl SuperOfficeClient {
             self.delete_row(id, row.id, None).await?;
         }
         Ok(Deleted::Deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn rows_on_their_dates_keep_them_and_moved_rows_take_the_dates_left_over() {
+        let dates: BTreeSet<Date> = [
+            date(2026, 1, 5),
+            date(2026, 1, 12),
+            date(2026, 1, 19),
+            date(2026, 1, 26),
+        ]
+        .into();
+        // Row 2 moved from the 12th to the 13th, row 4 from the 26th to the 20th; the rows
+        // come by start.
+        let rows = [
+            (1, date(2026, 1, 5)),
+            (2, date(2026, 1, 13)),
+            (3, date(2026, 1, 19)),
+            (4, date(2026, 1, 20)),
+        ];
+        let paired = pair_rows(rows, &dates);
+        assert_eq!(paired[&1], date(2026, 1, 5));
+        assert_eq!(paired[&2], date(2026, 1, 12));
+        assert_eq!(paired[&3], date(2026, 1, 19));
+        assert_eq!(paired[&4], date(2026, 1, 26));
+        // A row moved onto another row's date: the first by start keeps the date (the
+        // documented ambiguity), the other takes the date left over.
+        let rows = [(1, date(2026, 1, 5)), (2, date(2026, 1, 5))];
+        let two: BTreeSet<Date> = [date(2026, 1, 5), date(2026, 1, 12)].into();
+        let paired = pair_rows(rows, &two);
+        assert_eq!(paired[&1], date(2026, 1, 5));
+        assert_eq!(paired[&2], date(2026, 1, 12));
+    }
+
+    #[test]
+    fn versions_change_with_the_series_shown_even_when_no_row_changed() {
+        let at: Timestamp = "2026-01-05T07:00:00Z".parse().unwrap();
+        let a = Item::Diary(DiaryItem {
+            subject: "A".into(),
+            body: String::new(),
+            when: When::AllDay {
+                start: date(2026, 1, 5),
+                end: date(2026, 1, 6),
+            },
+            location: String::new(),
+            private: false,
+            show_as: crate::connector::model::ShowAs::Busy,
+            reminder_minutes: None,
+            task_type: None,
+            organized_by_other: false,
+            series: None,
+        });
+        let mut b = a.clone();
+        if let Item::Diary(d) = &mut b {
+            d.subject = "B".into();
+        }
+        assert_ne!(series_version(at, &a), series_version(at, &b));
+        assert_eq!(series_version(at, &a), series_version(at, &a.clone()));
+        assert!(
+            series_version(at, &a)
+                .0
+                .starts_with("2026-01-05T07:00:00Z#")
+        );
     }
 }
