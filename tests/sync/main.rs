@@ -9,6 +9,7 @@ mod edits;
 mod history_loss;
 mod kinds;
 mod races;
+mod series;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

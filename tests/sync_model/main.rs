@@ -23,6 +23,7 @@ mod found;
 mod model;
 mod ops;
 mod oracle;
+mod series;
 mod world;
 
 use std::sync::Mutex;

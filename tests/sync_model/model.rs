@@ -70,6 +70,7 @@ pub struct Model {
     /// The day the case started (UTC): op dates count from it.
     pub first_day: jiff::civil::Date,
     pub items: Vec<Logical>,
+    pub series: Vec<super::series::SeriesLogical>,
 }
 
 impl Model {
@@ -77,6 +78,7 @@ impl Model {
         Model {
             first_day: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
             items: Vec::new(),
+            series: Vec::new(),
         }
     }
 

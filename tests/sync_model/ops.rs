@@ -14,6 +14,7 @@ use proptest::sample::Index;
 use serde_json::{Value, json};
 
 use super::model::{Content, Model, Side};
+use super::series::{self, OccurrenceEdit, SeriesSlot};
 use super::world::World;
 
 /// When an item happens, relative to the day the case started (so that the few minutes the
@@ -75,6 +76,12 @@ pub enum Op {
     ExpireDeltaTokens,
     /// A fault for the next `n` requests to one service (both when `None`).
     Faults(Fault, u32, Option<Emulator>),
+    /// A new weekly series.
+    CreateSeries(Side, SeriesSlot),
+    /// One occurrence (by number) of a series moved or cancelled.
+    EditOccurrence(Side, Index, u8, OccurrenceEdit),
+    /// A series given this many occurrences.
+    EndSeries(Side, Index, u8),
 }
 
 fn side() -> impl Strategy<Value = Side> {
@@ -108,6 +115,10 @@ pub fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(i, c, a, b)| Op::BothUpdate(i, c, a, b)),
         1 => (side(), any::<Index>(), outside()).prop_map(|(s, i, w)| Op::MoveOut(s, i, w)),
         1 => (side(), any::<Index>(), inside()).prop_map(|(s, i, w)| Op::MoveIn(s, i, w)),
+        1 => (side(), series::series_slot()).prop_map(|(s, w)| Op::CreateSeries(s, w)),
+        2 => (side(), any::<Index>(), 0u8..12, series::occurrence_edit())
+            .prop_map(|(s, i, k, e)| Op::EditOccurrence(s, i, k, e)),
+        1 => (side(), any::<Index>(), 2u8..10).prop_map(|(s, i, n)| Op::EndSeries(s, i, n)),
         4 => any::<bool>().prop_map(Op::Pass),
         3 => (0u32..6).prop_map(Op::CrashPass),
         1 => Just(Op::LoseHistory),
@@ -238,6 +249,8 @@ impl World {
             .map(|events| {
                 events
                     .iter()
+                    // Occurrences and exceptions are read with their series.
+                    .filter(|e| e["type"] != "occurrence" && e["type"] != "exception")
                     .map(|e| {
                         (
                             e["id"].as_str().unwrap_or_default().to_string(),
@@ -411,6 +424,16 @@ impl World {
                     }
                     self.tick();
                 }
+            }
+            Op::CreateSeries(side, slot) => {
+                let first_day = model.first_day;
+                self.create_series(&mut model.series, *side, *slot, first_day, tally);
+            }
+            Op::EditOccurrence(side, index, k, edit) => {
+                self.edit_occurrence(&mut model.series, *side, index, *k, *edit, tally);
+            }
+            Op::EndSeries(side, index, count) => {
+                self.end_series(&mut model.series, *side, index, *count, tally);
             }
             Op::Pass(check) => {
                 let outcome = self.pass(*check).await;

@@ -41,16 +41,18 @@ impl EndState {
             .expect("ANNA's items")
             .appointments;
         let mut crm = BTreeMap::new();
+        let mut ids = std::collections::BTreeSet::new();
         for (a, todo) in appointments {
-            if todo {
-                continue;
+            if !todo {
+                // A row of a series is read as its series.
+                ids.insert(match a.occurrence {
+                    Some(o) => CrmId::series(o.rule_id),
+                    None => CrmId(a.id),
+                });
             }
-            if let Some(o) = world
-                .crm
-                .get(Kind::Diary, CrmId(a.id))
-                .await
-                .expect("a CRM read")
-            {
+        }
+        for id in ids {
+            if let Some(o) = world.crm.get(Kind::Diary, id).await.expect("a CRM read") {
                 crm.insert(o.id, o);
             }
         }
@@ -73,7 +75,7 @@ impl EndState {
     }
 
     fn in_window(&self, item: &Item) -> bool {
-        matches!(item, Item::Diary(d) if d.when.overlaps(&self.window))
+        matches!(item, Item::Diary(d) if d.overlaps(&self.window))
     }
 
     fn with_key(&self, side: Side, key: &str) -> Vec<Content> {
@@ -211,5 +213,8 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
     let mut problems = Vec::new();
     end.converged(&world.tenant, &mut problems);
     end.as_modelled(model, &mut problems);
+    let crm: Vec<&Item> = end.crm.values().map(|o| &o.item).collect();
+    let mailbox: Vec<&Item> = end.mailbox.iter().map(|o| &o.item).collect();
+    super::series::check(&model.series, &crm, &mailbox, &end.window, &mut problems);
     problems
 }

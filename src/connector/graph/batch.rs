@@ -324,7 +324,7 @@ impl GraphClient {
         let mut items = Vec::new();
         let mut sent = Vec::new();
         for (i, (mailbox, kind, cursor)) in pairs.iter().enumerate() {
-            match self.relative(&cursor.0) {
+            match self.relative(delta::split_cursor(cursor).0) {
                 Ok(url) => {
                     sent.push(i);
                     items.push(BatchItem {
@@ -362,7 +362,7 @@ impl GraphClient {
                     match r.body["@odata.deltaLink"].as_str() {
                         Some(link) if idle => Some(Ok(Changes {
                             changes: Vec::new(),
-                            cursor: Cursor(link.to_string()),
+                            cursor: retag(&pairs[i].2, Cursor(link.to_string())),
                             full: false,
                         })),
                         _ => {
@@ -386,12 +386,24 @@ impl GraphClient {
                 .collect()
                 .await;
         for (i, r) in followed {
-            results[i] = Some(r);
+            results[i] = Some(r.map(|mut changes| {
+                changes.cursor = retag(&pairs[i].2, changes.cursor);
+                changes
+            }));
         }
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(transient("the poll left a pair out", None))))
             .collect()
+    }
+}
+
+/// A new delta link under the window days the polled cursor had (the poll does not move a
+/// window; the next full pass does).
+fn retag(polled: &Cursor, link: Cursor) -> Cursor {
+    match delta::split_cursor(polled).1 {
+        Some(days) => delta::with_days(days, &link),
+        None => link,
     }
 }
 

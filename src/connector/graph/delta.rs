@@ -74,6 +74,40 @@ pub async fn initial_path(
     })
 }
 
+/// The UTC days a window covers, as a diary cursor records them.
+fn window_days(window: &Window) -> String {
+    let day = |t: jiff::Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date();
+    format!("{}/{}", day(window.start), day(window.end))
+}
+
+const WINDOW_TAG: &str = "window:";
+
+/// A diary cursor: the delta link and the days of the window it was made for. Graph's
+/// `calendarView/delta` keeps to the window its round began with, so items (and occurrences
+/// of a series) that a moving window reaches would never be reported on it: once the window
+/// has moved to another day, the next round starts over on the new window (a full round; what
+/// it does not list is not thereby deleted).
+pub fn tag_cursor(window: &Window, link: &Cursor) -> Cursor {
+    with_days(&window_days(window), link)
+}
+
+/// A delta link under window days read from another cursor ([`split_cursor`]).
+pub fn with_days(days: &str, link: &Cursor) -> Cursor {
+    Cursor(format!("{WINDOW_TAG}{days} {}", link.0))
+}
+
+/// The delta link of a cursor, and the window days it was made for (diary cursors).
+pub fn split_cursor(cursor: &Cursor) -> (&str, Option<&str>) {
+    match cursor
+        .0
+        .strip_prefix(WINDOW_TAG)
+        .and_then(|rest| rest.split_once(' '))
+    {
+        Some((days, link)) => (link, Some(days)),
+        None => (&cursor.0, None),
+    }
+}
+
 pub async fn changes(
     client: &GraphClient,
     mailbox: &MailboxRef,
@@ -81,13 +115,22 @@ pub async fn changes(
     cursor: Option<&Cursor>,
     window: &Window,
 ) -> Result<Changes<MailboxItemId>, ConnectorError> {
+    let days = window_days(window);
+    let cursor = cursor.filter(|c| kind != Kind::Diary || split_cursor(c).1 == Some(days.as_str()));
     let (path, full) = match cursor {
         // A cursor that is not a link to this Graph cannot be continued: start over.
-        Some(c) => (client.relative(&c.0).map_err(|_| resync())?, false),
+        Some(c) => (
+            client.relative(split_cursor(c).0).map_err(|_| resync())?,
+            false,
+        ),
         None => (initial_path(client, mailbox, kind, window).await?, true),
     };
     let page = page(client, mailbox, kind, &path).await?;
-    round(client, mailbox, kind, page, full, Some(window)).await
+    let mut changes = round(client, mailbox, kind, page, full, Some(window)).await?;
+    if kind == Kind::Diary {
+        changes.cursor = tag_cursor(window, &changes.cursor);
+    }
+    Ok(changes)
 }
 
 /// One page of a delta round (a path below the base).

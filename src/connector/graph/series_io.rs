@@ -479,7 +479,7 @@ fn unexpressible(item: &str, error: &GraphRecurrenceError) -> ConnectorError {
     )
 }
 
-fn written(observed: Observed<MailboxItemId>) -> Written<MailboxItemId> {
+pub(super) fn written(observed: Observed<MailboxItemId>) -> Written<MailboxItemId> {
     Written {
         id: observed.id,
         version: observed.version,

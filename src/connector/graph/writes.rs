@@ -454,7 +454,16 @@ pub async fn set_stamp(
                 None,
             )
             .await?;
-        return written(&response_json(&response, &id.0)?, kind);
+        let event = response_json(&response, &id.0)?;
+        // A series' version covers its occurrences too: the answer is the series read whole,
+        // or the next update, guarded by it, would take the stamp for someone's change.
+        if kind == Kind::Diary
+            && super::series_io::is_master(&event)
+            && let Some(series) = super::series_io::read_id(client, mailbox, &id.0).await?
+        {
+            return Ok(super::series_io::written(series));
+        }
+        return written(&event, kind);
     }
     let list = client.required(Container::TaskList, mailbox).await?;
     let task_path = GraphClient::task_path(mailbox, &list, Some(&id.0));
