@@ -132,6 +132,13 @@ impl World {
 
     /// One pass for `kind`.
     pub async fn pass(&self, kind: Kind) -> PassReport {
+        self.try_pass(kind)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} pass failed: {e}"))
+    }
+
+    /// One pass for `kind`, which may fail.
+    pub async fn try_pass(&self, kind: Kind) -> Result<PassReport, pass::PassError> {
         let spec = PassSpec {
             user: &self.user,
             kind,
@@ -153,7 +160,6 @@ impl World {
             pass::Prefetched::default(),
         )
         .await
-        .unwrap_or_else(|e| panic!("{kind} pass failed: {e}"))
     }
 
     /// Passes until one writes nothing (at most `limit`); the reports.

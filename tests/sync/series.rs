@@ -612,3 +612,104 @@ async fn a_user_re_added_over_an_existing_series_gets_no_second_series() {
     assert_eq!(reports[0].created_in_crm, 0, "{:#?}", reports[0]);
     world.settled_with_series(2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_create_cut_off_between_master_and_occurrences_is_finished_not_repeated() {
+    use crmsync::sandbox::{Emulator, FaultKind, FaultRule};
+    let world = world_at(SPRING).await;
+    world.settle(Kind::Diary).await;
+    let rows = world.crm_series(
+        "Steering group",
+        "2027-03-03T10:00:00Z".parse().unwrap(),
+        "Europe/Oslo",
+        0,
+        json!({"IsRecurrence": true, "Pattern": "Weekly",
+               "WeekPattern": {"Weekdays": "Wednesday", "Cycle": 1},
+               "RecurrenceEndType": "Counter", "RecurrenceCounter": 8}),
+    );
+    // One occurrence moved, one cancelled: the create must write both after the master.
+    let row = world.rows(rows[0]);
+    let moved = row[1].1 + SignedDuration::from_hours(1);
+    world.crm_edit(
+        CrmId(row[1].0),
+        AppointmentChange {
+            when: Some(crmsync::sandbox::scenario::When::Timed {
+                start: moved,
+                end: moved + SignedDuration::from_hours(1),
+                time_zone: "Europe/Oslo".into(),
+            }),
+            ..AppointmentChange::default()
+        },
+    );
+    world
+        .sandbox
+        .state()
+        .superoffice
+        .user_delete_appointment(row[3].0, world.now())
+        .expect("the user deletes one occurrence");
+
+    // Every write to an occurrence fails: the master is made, its occurrences are not.
+    world
+        .sandbox
+        .state()
+        .faults
+        .add(FaultRule {
+            kind: FaultKind::ServerError {
+                status: 500,
+                retry_after_secs: None,
+            },
+            emulator: Some(Emulator::Graph),
+            mailbox: None,
+            path_contains: None,
+            method: Some("PATCH".into()),
+            next: Some(50),
+            probability: None,
+        })
+        .expect("a fault");
+    let cut = world.try_pass(Kind::Diary).await;
+    assert!(cut.is_err(), "the create did not finish: {cut:#?}");
+    let (_, half) = world.series().await;
+    assert_eq!(half.len(), 1, "the master was made");
+    world.sandbox.state().faults.clear();
+
+    let reports = world.settle(Kind::Diary).await;
+    assert_eq!(reports[0].intents_resolved, 1, "{:#?}", reports[0]);
+    assert_eq!(
+        reports[0].conflicts.len(),
+        1,
+        "the half-made copy and the CRM series were settled: {:#?}",
+        reports[0]
+    );
+    let (_, mailbox) = world.settled_with_series(1).await;
+    assert_eq!(mailbox.id, half[0].id, "finished, not made again");
+    let series = series_of(&mailbox.item).expect("a series");
+    assert_eq!(series.exceptions.len(), 1, "{series:#?}");
+    assert_eq!(series.cancelled.len(), 1, "{series:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_superoffice_cannot_hold_is_reported_and_left_alone() {
+    let world = world_at(SPRING).await;
+    world.settle(Kind::Diary).await;
+    world.outlook_series(
+        "Every other year",
+        "2027-03-10T09:00:00",
+        "Europe/Oslo",
+        json!({"pattern": {"type": "absoluteYearly", "interval": 2, "month": 3, "dayOfMonth": 10},
+               "range": {"type": "noEnd", "startDate": "2027-03-10"}}),
+    );
+    let reports = world.settle(Kind::Diary).await;
+    assert_eq!(reports[0].created_in_crm, 0);
+    let reported: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.quarantined.iter().map(|q| format!("{q:?}")))
+        .collect();
+    assert!(
+        reported.iter().any(|q| q.contains("year")),
+        "the item is reported with the reason: {reported:#?}"
+    );
+    let (crm, mailbox) = world.series().await;
+    assert!(crm.is_empty(), "nothing distorted in the CRM: {crm:#?}");
+    assert_eq!(mailbox.len(), 1, "the Outlook series is left as it is");
+    assert!(mailbox[0].stamp.is_none());
+}

@@ -115,8 +115,8 @@ pub fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(i, c, a, b)| Op::BothUpdate(i, c, a, b)),
         1 => (side(), any::<Index>(), outside()).prop_map(|(s, i, w)| Op::MoveOut(s, i, w)),
         1 => (side(), any::<Index>(), inside()).prop_map(|(s, i, w)| Op::MoveIn(s, i, w)),
-        1 => (side(), series::series_slot()).prop_map(|(s, w)| Op::CreateSeries(s, w)),
-        2 => (side(), any::<Index>(), 0u8..12, series::occurrence_edit())
+        2 => (side(), series::series_slot()).prop_map(|(s, w)| Op::CreateSeries(s, w)),
+        3 => (side(), any::<Index>(), 0u8..12, series::occurrence_edit())
             .prop_map(|(s, i, k, e)| Op::EditOccurrence(s, i, k, e)),
         1 => (side(), any::<Index>(), 2u8..10).prop_map(|(s, i, n)| Op::EndSeries(s, i, n)),
         4 => any::<bool>().prop_map(Op::Pass),
@@ -142,6 +142,8 @@ pub fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
     pub edits: u64,
+    /// Of those, series made and occurrences or ends of series changed.
+    pub series_edits: u64,
     /// Edits of an item no longer on that side (deleted there, or never synced there).
     pub skipped: u64,
     pub passes_ok: u64,
@@ -156,6 +158,7 @@ pub struct Tally {
 impl Tally {
     pub fn add(&mut self, other: &Tally) {
         self.edits += other.edits;
+        self.series_edits += other.series_edits;
         self.skipped += other.skipped;
         self.passes_ok += other.passes_ok;
         self.passes_failed += other.passes_failed;

@@ -373,6 +373,7 @@ impl World {
         self.user_create_series(side, &series);
         series_list.push(series);
         tally.edits += 1;
+        tally.series_edits += 1;
         self.tick();
     }
 
@@ -401,6 +402,7 @@ impl World {
             series.revision += 1;
             series.edits.entry(k).or_default().push((side, state));
             tally.edits += 1;
+            tally.series_edits += 1;
         } else {
             tally.skipped += 1;
         }
@@ -425,6 +427,7 @@ impl World {
             // Occurrences past the new end are gone with whatever was done to them.
             series.edits.retain(|k, _| *k < count);
             tally.edits += 1;
+            tally.series_edits += 1;
         } else {
             tally.skipped += 1;
         }

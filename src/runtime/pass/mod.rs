@@ -142,16 +142,13 @@ pub async fn run<M: MailboxConnector, C: CrmConnector>(
         pairs: &observed.pairs,
         pair_count,
     });
-    report.conflicts = plan
-        .conflicts
-        .iter()
-        .map(|c| {
-            format!(
-                "{} item {} / {}: both sides changed ({}); {:?} side kept",
-                spec.kind, c.crm.id, c.mailbox.id, c.reason, c.winner
-            )
-        })
-        .collect();
+    // Added to those found while settling intents, which are reported too.
+    report.conflicts.extend(plan.conflicts.iter().map(|c| {
+        format!(
+            "{} item {} / {}: both sides changed ({}); {:?} side kept",
+            spec.kind, c.crm.id, c.mailbox.id, c.reason, c.winner
+        )
+    }));
     report
         .notes
         .extend(plan.notes.iter().map(|n| format!("{}: {}", n.what, n.why)));

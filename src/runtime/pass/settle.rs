@@ -38,8 +38,11 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
                     // that edit look synced, and it would be lost. Left unknown, this pass's
                     // read compares the content instead.
                     let sent = intent.item.content_hash();
-                    let crm_version = match crm.get(kind, crm_id).await? {
-                        Some(current) if current.item.content_hash() == sent => current.version,
+                    let current = crm.get(kind, crm_id).await?;
+                    let crm_version = match &current {
+                        Some(current) if current.item.content_hash() == sent => {
+                            current.version.clone()
+                        }
                         _ => Version(String::new()),
                     };
                     let mailbox_version = if found.item.content_hash() == sent {
@@ -47,7 +50,7 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
                     } else {
                         Version(String::new())
                     };
-                    let pair = new_pair(
+                    let mut pair = new_pair(
                         crm_id,
                         crm_version,
                         found.id.clone(),
@@ -56,6 +59,17 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
                         Side::Crm,
                         true,
                     );
+                    // A series is written in steps (the master, then each occurrence): a copy
+                    // that differs from what was sent may be a create cut off half-way, not a
+                    // user's edit. The two are merged, occurrence by occurrence, so that
+                    // neither the CRM's exceptions nor an edit made since is lost.
+                    if let Some(current) = &current
+                        && is_series(&intent.item)
+                        && found.item.content_hash() != sent
+                    {
+                        settle_copies(mailbox, crm, spec, current, &found, &mut pair, report)
+                            .await?;
+                    }
                     commit.put.push(pair);
                     report.intents_resolved += 1;
                 }
@@ -117,6 +131,10 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
         history.commit(kind, &commit)?;
     }
     Ok(())
+}
+
+fn is_series(item: &Item) -> bool {
+    matches!(item, Item::Diary(d) if d.series.is_some())
 }
 
 /// The CRM item a create announced by `intent` made, among the `candidates` registered since
