@@ -1,6 +1,6 @@
 //! The model-based property test of the sync engine: random sequences of a user's edits on
 //! both sides (create, update, delete, move out of and into the window, both sides of one
-//! pair), sync passes, passes cut off by a crash between two side effects, lost and rolled-back
+//! pair; weekly series made, single occurrences moved or cancelled, ends changed), sync passes, passes cut off by a crash between two side effects, lost and rolled-back
 //! history, expired delta tokens, and 429s, 503s and resets from the sandbox. After the last
 //! op the faults are cleared and passes run until one writes nothing; then both sides must
 //! match item for item inside the window, nothing may be there twice, and nothing the user made
