@@ -304,7 +304,14 @@ async fn a_diary_round_asks_for_the_window_then_follows_links_and_reads_stamps()
         .await
         .unwrap();
     assert!(round.full);
-    assert_eq!(round.cursor.0, last["@odata.deltaLink"].as_str().unwrap());
+    // The link, under the days of the window it was made for.
+    assert_eq!(
+        round.cursor.0,
+        format!(
+            "window:2016-12-01/2016-12-30 {}",
+            last["@odata.deltaLink"].as_str().unwrap()
+        )
+    );
     assert_eq!(round.changes.len(), 3);
     for c in &round.changes {
         match c {

@@ -713,3 +713,76 @@ async fn a_pattern_superoffice_cannot_hold_is_reported_and_left_alone() {
     assert_eq!(mailbox.len(), 1, "the Outlook series is left as it is");
     assert!(mailbox[0].stamp.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_create_in_superoffice_cut_off_after_the_rule_is_finished_not_repeated() {
+    use crmsync::sandbox::{Emulator, FaultKind, FaultRule};
+    let world = world_at(SPRING).await;
+    world.settle(Kind::Diary).await;
+    let master = world.outlook_series(
+        "Planning",
+        "2027-03-04T13:00:00",
+        "Europe/Oslo",
+        graph_weekly(
+            &["thursday"],
+            "2027-03-04",
+            json!({"type": "numbered", "numberOfOccurrences": 8, "recurrenceTimeZone": "Europe/Oslo"}),
+        ),
+    );
+    let instances = world.instances(&master);
+    let (moved_id, moved_start, moved_original) = instances[1].clone();
+    let later = moved_start + SignedDuration::from_hours(2);
+    let oslo = |t: Timestamp| t.to_zoned(TimeZone::get("Europe/Oslo").unwrap()).datetime();
+    world.graph_act(
+        Method::PATCH,
+        &format!("events/{moved_id}"),
+        Some(json!({
+            "start": {"dateTime": oslo(later).to_string(), "timeZone": "Europe/Oslo"},
+            "end": {"dateTime": (oslo(later) + SignedDuration::from_hours(1)).to_string(),
+                    "timeZone": "Europe/Oslo"},
+        })),
+    );
+    let (cancelled_id, _, cancelled_original) = instances[4].clone();
+    world.graph_act(Method::DELETE, &format!("events/{cancelled_id}"), None);
+
+    // Every write to a row fails: the rule and its rows are made, the exception and the
+    // cancellation are not.
+    for method in ["PATCH", "PUT", "DELETE"] {
+        world
+            .sandbox
+            .state()
+            .faults
+            .add(FaultRule {
+                kind: FaultKind::ServerError {
+                    status: 500,
+                    retry_after_secs: None,
+                },
+                emulator: Some(Emulator::SuperOffice),
+                mailbox: None,
+                path_contains: None,
+                method: Some(method.into()),
+                next: Some(50),
+                probability: None,
+            })
+            .expect("a fault");
+    }
+    let cut = world.try_pass(Kind::Diary).await;
+    assert!(cut.is_err(), "the create did not finish: {cut:#?}");
+    let (half, _) = world.series().await;
+    assert_eq!(half.len(), 1, "the rule was made");
+    world.sandbox.state().faults.clear();
+
+    let reports = world.settle(Kind::Diary).await;
+    assert_eq!(reports[0].intents_resolved, 1, "{:#?}", reports[0]);
+    let (crm, _) = world.settled_with_series(1).await;
+    assert_eq!(crm.id, half[0].id, "finished, not made again");
+    let series = series_of(&crm.item).expect("a series");
+    assert!(
+        series.exceptions.contains_key(&moved_original),
+        "the moved occurrence: {series:#?}"
+    );
+    assert!(
+        series.cancelled.contains(&cancelled_original),
+        "{series:#?}"
+    );
+}

@@ -102,6 +102,17 @@ impl SeriesLogical {
         self.count.unwrap_or(12)
     }
 
+    /// How many occurrences in the window among the first `count` nobody edited.
+    fn plain_in_window(&self, count: u32, window: &Window) -> usize {
+        (0..count)
+            .filter(|k| !self.edits.contains_key(k))
+            .filter(|k| {
+                let at = self.original_start(*k);
+                at >= window.start && at < window.end
+            })
+            .count()
+    }
+
     /// Which states occurrence `k` may end in.
     fn allowed(&self, k: u32) -> Vec<Occ> {
         match self.edits.get(&k) {
@@ -391,6 +402,15 @@ impl World {
         }
         let series = &mut series_list[index.index(series_list.len())];
         let k = u32::from(k) % series.occurrences();
+        // The known limitation (`found.rs`): a SuperOffice series whose every row in the
+        // window was edited alone cannot be told from the series itself.
+        if self.avoid_known_bugs
+            && !series.edits.contains_key(&k)
+            && series.plain_in_window(series.occurrences(), &self.window()) <= 1
+        {
+            tally.skipped += 1;
+            return;
+        }
         let state = match edit {
             OccurrenceEdit::Move(hours) => Occ::Moved {
                 title: format!("{} k{k} r{}", series.key, series.revision + 1),
@@ -422,6 +442,10 @@ impl World {
         }
         let series = &mut series_list[index.index(series_list.len())];
         let count = u32::from(count);
+        if self.avoid_known_bugs && series.plain_in_window(count, &self.window()) == 0 {
+            tally.skipped += 1;
+            return;
+        }
         if self.user_end_series(side, series, count) {
             series.count = Some(count);
             // Occurrences past the new end are gone with whatever was done to them.

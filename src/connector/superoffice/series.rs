@@ -268,7 +268,10 @@ impl SuperOfficeClient {
             Item::Diary(d) => Some(d.clone()),
             _ => None,
         };
-        let mut votes: HashMap<(Shape, DiaryItem), (usize, Date)> = HashMap::new();
+        // A tie (two rows, one of them an exception moved within its day) goes to the rows
+        // written longest ago: an exception is a later edit of one row, while the series'
+        // content is written to all its rows at once.
+        let mut votes: HashMap<(Shape, DiaryItem), (usize, Timestamp, Date)> = HashMap::new();
         for (row, f) in &fetched {
             let (Some(d), Some(orig)) = (diary(f), original.get(row)) else {
                 continue;
@@ -277,14 +280,23 @@ impl SuperOfficeClient {
             let in_window = in_range(orig);
             if date == *orig && (in_window || *row == first_listed.id) {
                 let weight = usize::from(in_window) * 2 + 1;
-                let entry = votes.entry((shape, content(&d))).or_insert((0, date));
+                let updated = f.appointment.updated;
+                let entry = votes
+                    .entry((shape, content(&d)))
+                    .or_insert((0, updated, date));
                 entry.0 += weight;
-                entry.1 = entry.1.min(date);
+                entry.1 = entry.1.min(updated);
+                entry.2 = entry.2.min(date);
             }
         }
         let best = votes
             .into_iter()
-            .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.1.1.cmp(&a.1.1)))
+            .max_by(|a, b| {
+                a.1.0
+                    .cmp(&b.1.0)
+                    .then(b.1.1.cmp(&a.1.1))
+                    .then(b.1.2.cmp(&a.1.2))
+            })
             .map(|(k, _)| k);
         let (shape, series_content) = match best {
             Some(found) => found,

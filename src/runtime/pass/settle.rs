@@ -106,20 +106,24 @@ pub(super) async fn settle_intents<M: MailboxConnector, C: CrmConnector>(
                     );
                     if let Some(current) = mailbox.get(&mref, kind, &mailbox_id).await? {
                         let mailbox_changed = current.item.content_hash() != sent;
+                        let crm_differs = found.item.content_hash() != sent;
                         let both_changed = mailbox_changed
-                            && found.item.content_hash() != sent
+                            && crm_differs
                             && found.item.shared_form() != current.item.shared_form();
-                        if both_changed {
-                            // Both copies edited since the crash: decided now, for the stamp
-                            // write below would make the mailbox's change look like the newest
-                            // one to this pass's conflict policy.
+                        // Both copies edited since the crash: decided now, for the stamp write
+                        // below would make the mailbox's change look like the newest one to
+                        // this pass's conflict policy. A series the CRM holds otherwise than
+                        // sent may be a create cut off half-way (rule written, occurrences
+                        // not): merged too, or the half-made copy would overwrite the whole.
+                        let settle = both_changed || (is_series(&intent.item) && crm_differs);
+                        if settle {
                             settle_copies(mailbox, crm, spec, &found, &current, &mut pair, report)
                                 .await?;
                         }
                         let stamp = stamp_for(spec.tenant, kind, found.id);
                         let stamped = mailbox.set_stamp(&mref, kind, &mailbox_id, &stamp).await?;
                         pair.stamped = true;
-                        if both_changed || !mailbox_changed {
+                        if settle || !mailbox_changed {
                             pair.mailbox_version = stamped.version;
                         }
                     }
