@@ -688,3 +688,62 @@ async fn an_all_day_series_with_an_exception_and_a_series_outside_the_window() {
     assert!(s.exceptions.is_empty() && s.cancelled.is_empty(), "{s:?}");
     assert_eq!(diary(&later.item).when, item.when);
 }
+
+/// Every row of a never-ending series inside the window moved alone (each to its own time):
+/// the rows beyond the window still hold the series, so the series keeps its time and title
+/// and each edit is an exception, not the series' new content.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_row_in_the_window_edited_alone_leaves_the_series_as_it_was() {
+    let (so, client) = start(MONDAY).await;
+    let item = series(
+        "Europe/Oslo",
+        "2026-01-05T09:00",
+        Pattern::Weekly {
+            interval: 1,
+            days: vec![DayOfWeek::Monday],
+            first_day_of_week: DayOfWeek::Sunday,
+        },
+        RangeEnd::Never,
+    );
+    let created = client
+        .create(ASSOCIATE, &Item::Diary(item.clone()))
+        .await
+        .unwrap();
+    let rule = created.id.series_rule().unwrap();
+    // Two Mondays in the window: 5 and 12 January.
+    let w = window("2026-01-04T00:00:00Z", "2026-01-18T00:00:00Z");
+    client.set_series_window(w);
+    let rows = rows(&so, rule).await;
+    assert!(rows.len() > 10, "rows up to the horizon: {}", rows.len());
+    for (n, (row, at)) in rows.iter().take(2).enumerate() {
+        so.sandbox
+            .state()
+            .clock
+            .advance(std::time::Duration::from_secs(60));
+        let start = *at + jiff::SignedDuration::from_hours(n as i64 + 1);
+        let end = start + jiff::SignedDuration::from_hours(1);
+        let moved = so
+            .control(
+                Method::PATCH,
+                &format!("/appointments/{row}"),
+                Some(
+                    json!({"title": format!("Moved {n}"), "when": {"kind": "timed",
+                    "start": start.to_string(), "end": end.to_string(),
+                    "time_zone": "Europe/Oslo"}}),
+                ),
+            )
+            .await;
+        assert_eq!(moved.status, 200, "{}", moved.body);
+    }
+
+    let read = client.get(Kind::Diary, created.id).await.unwrap().unwrap();
+    let d = diary(&read.item);
+    assert_eq!(d.subject, item.subject, "the series keeps its title");
+    assert_eq!(d.when, item.when, "and its time");
+    let s = series_of(&read.item);
+    assert_eq!(s.exceptions.len(), 2, "both edits are exceptions: {s:?}");
+    for (n, (_, at)) in rows.iter().take(2).enumerate() {
+        assert_eq!(s.exceptions[at].subject, format!("Moved {n}"));
+    }
+    assert!(s.cancelled.is_empty());
+}

@@ -168,3 +168,26 @@ fn a_create_cut_off_by_a_crash_then_edited_in_outlook_ends_equal() {
     ];
     run(&ops);
 }
+
+/// A two-occurrence series made in SuperOffice and synced; the user then moves and retitles
+/// each occurrence alone in SuperOffice (the second one twice). No row holds the series
+/// itself any more.
+#[test]
+fn a_crm_series_whose_every_row_was_edited_alone_keeps_every_edit() {
+    use super::series::{OccurrenceEdit, SeriesSlot};
+    let ops = [
+        Op::CreateSeries(
+            Side::Crm,
+            SeriesSlot {
+                day: 0,
+                hour: 7,
+                count: Some(2),
+            },
+        ),
+        Op::Pass(false),
+        Op::EditOccurrence(Side::Crm, any_index(), 0, OccurrenceEdit::Move(1)),
+        Op::EditOccurrence(Side::Crm, any_index(), 1, OccurrenceEdit::Move(1)),
+        Op::EditOccurrence(Side::Crm, any_index(), 1, OccurrenceEdit::Move(3)),
+    ];
+    run(&ops);
+}

@@ -106,18 +106,8 @@ fn outside() -> impl Strategy<Value = Slot> {
     slot(prop_oneof![-80i16..-40, 135i16..200])
 }
 
-/// Whether cases include recurring series (`CRMSYNC_MODEL_SERIES=1`). Off by default until
-/// the open case of issue 8 is fixed: a SuperOffice series whose rows in the window were all
-/// edited alone is read with the wrong content (see the issue's note).
-pub fn with_series() -> bool {
-    std::env::var("CRMSYNC_MODEL_SERIES").is_ok_and(|v| v == "1")
-}
-
 pub fn op() -> BoxedStrategy<Op> {
     let plain = plain_op();
-    if !with_series() {
-        return plain.boxed();
-    }
     prop_oneof![
         14 => plain,
         2 => (side(), series::series_slot()).prop_map(|(s, w)| Op::CreateSeries(s, w)),

@@ -102,17 +102,6 @@ impl SeriesLogical {
         self.count.unwrap_or(12)
     }
 
-    /// How many occurrences in the window among the first `count` nobody edited.
-    fn plain_in_window(&self, count: u32, window: &Window) -> usize {
-        (0..count)
-            .filter(|k| !self.edits.contains_key(k))
-            .filter(|k| {
-                let at = self.original_start(*k);
-                at >= window.start && at < window.end
-            })
-            .count()
-    }
-
     /// Which states occurrence `k` may end in.
     fn allowed(&self, k: u32) -> Vec<Occ> {
         match self.edits.get(&k) {
@@ -266,7 +255,9 @@ impl World {
                         let at = i["originalStart"]
                             .as_str()
                             .and_then(|t| t.parse::<Timestamp>().ok())?;
-                        (at == original).then(|| i["id"].as_str().map(str::to_string))?
+                        // By date: the series' time may have moved (`occ_in`).
+                        (at.to_zoned(oslo()).date() == original.to_zoned(oslo()).date())
+                            .then(|| i["id"].as_str().map(str::to_string))?
                     })
                 });
                 let Some(id) = id else {
@@ -402,15 +393,6 @@ impl World {
         }
         let series = &mut series_list[index.index(series_list.len())];
         let k = u32::from(k) % series.occurrences();
-        // The known limitation (`found.rs`): a SuperOffice series whose every row in the
-        // window was edited alone cannot be told from the series itself.
-        if self.avoid_known_bugs
-            && !series.edits.contains_key(&k)
-            && series.plain_in_window(series.occurrences(), &self.window()) <= 1
-        {
-            tally.skipped += 1;
-            return;
-        }
         let state = match edit {
             OccurrenceEdit::Move(hours) => Occ::Moved {
                 title: format!("{} k{k} r{}", series.key, series.revision + 1),
@@ -442,10 +424,6 @@ impl World {
         }
         let series = &mut series_list[index.index(series_list.len())];
         let count = u32::from(count);
-        if self.avoid_known_bugs && series.plain_in_window(count, &self.window()) == 0 {
-            tally.skipped += 1;
-            return;
-        }
         if self.user_end_series(side, series, count) {
             series.count = Some(count);
             // Occurrences past the new end are gone with whatever was done to them.
@@ -469,20 +447,38 @@ fn series_of(item: &Item) -> Option<(&str, &When, &Series)> {
     }
 }
 
-/// The state of occurrence `at` in a series as a side holds it.
-fn occ_in(series: &Series, at: Timestamp) -> Occ {
+/// The state of occurrence `k` of `logical` in a series as a side holds it (`subject`, first
+/// occurrence `first`), by where the occurrence is and what it is called, not by how the side
+/// represents it: when every row of a SuperOffice series was edited alone, one edit is read as
+/// the series itself and its occurrence is plain there, yet it is where its user put it.
+fn occ_in(logical: &SeriesLogical, subject: &str, first: &When, series: &Series, k: u32) -> Occ {
+    let When::Timed { start: first, .. } = first else {
+        return Occ::Plain;
+    };
+    let Ok(at) = first
+        .to_zoned(oslo())
+        .checked_add((i64::from(k) * 7).days())
+        .map(|z| z.timestamp())
+    else {
+        return Occ::Plain;
+    };
     if series.cancelled.contains(&at) {
         return Occ::Cancelled;
     }
-    match series.exceptions.get(&at) {
-        Some(e) => Occ::Moved {
-            title: e.subject.clone(),
-            start: match e.when {
+    let (title, start) = match series.exceptions.get(&at) {
+        Some(e) => (
+            e.subject.clone(),
+            match e.when {
                 When::Timed { start, .. } => start,
                 When::AllDay { .. } => at,
             },
-        },
-        None => Occ::Plain,
+        ),
+        None => (subject.to_string(), at),
+    };
+    if title == format!("{} r0", logical.key) && start == logical.original_start(k) {
+        Occ::Plain
+    } else {
+        Occ::Moved { title, start }
     }
 }
 
@@ -495,12 +491,12 @@ pub fn check(
     problems: &mut Vec<String>,
 ) {
     for series in series_list {
-        let found = |items: &[&Item]| -> Vec<Series> {
+        let found = |items: &[&Item]| -> Vec<(String, When, Series)> {
             items
                 .iter()
                 .filter_map(|i| series_of(i))
                 .filter(|(subject, _, _)| subject.split(' ').next() == Some(series.key.as_str()))
-                .map(|(_, _, s)| s.clone())
+                .map(|(subject, when, s)| (subject.to_string(), when.clone(), s.clone()))
                 .collect()
         };
         let singles = |items: &[&Item]| {
@@ -533,7 +529,8 @@ pub fn check(
                 if at < window.start || at >= window.end {
                     continue;
                 }
-                let state = occ_in(&held[0], at);
+                let (subject, first, held) = &held[0];
+                let state = occ_in(series, subject, first, held, k);
                 let allowed = series.allowed(k);
                 if !allowed.contains(&state) {
                     problems.push(format!(

@@ -38,12 +38,10 @@ pub struct World {
     pub snapshot: Option<Handoff>,
     /// A pass crashed and no pass has ended well since: creates may be in flight.
     pub in_flight: bool,
-    /// Steer around the known limitation in `known.rs`: history is not lost while a create
+    /// Steer around the known limitation in `found.rs`: history is not lost while a create
     /// may be in flight (a CRM item crmsync made whose stamp a crash kept from its mailbox
     /// item, and the intent that names it lost with the history, is found again only by its
-    /// content); and no edit leaves a series without an unedited occurrence in the window (a
-    /// SuperOffice series whose every row was edited alone cannot be told from the series:
-    /// its content is what the rows share). Off with `CRMSYNC_MODEL_KNOWN_BUGS=1`.
+    /// content). Off with `CRMSYNC_MODEL_KNOWN_BUGS=1`.
     pub avoid_known_bugs: bool,
 }
 

@@ -2,15 +2,19 @@
 //! (`recurring`, `recurrenceRuleId`); crmsync shows the series as ONE diary item named
 //! `CrmId::series(rule)` (the contract in the docs: `docs/connectors/superoffice.md`).
 //!
-//! Reading a series: list its rows (`recurrenceRuleId eq {rule}`: id, start, updated), read
-//! one row for the rule, pair every row with its original date, and read in full the rows
-//! whose original occurrence falls in the series window. A row's original date: its own start
+//! Reading a series: list its rows (`recurrenceRuleId eq {rule}`: id, times, updated, title,
+//! location, text), read one row for the rule, pair every row with its original date, and read
+//! in full the rows whose original occurrence falls in the series window. A row's original date: its own start
 //! date when that is one of the dates `Recurrence.Dates` names and no earlier row took it;
 //! the rows left over are paired in start order with the dates left over (the API names no
 //! row's original date; two rows moved across each other can be paired the wrong way round).
-//! The series' content and local time are what most rows on their own date share; an
-//! occurrence whose row differs in time or content is an exception, a pattern date in the
-//! window without a row is a cancellation.
+//! The series' content and local time are what most rows on their own date share, as the list
+//! shows them (all rows, so the rows beyond the window, rarely edited, count too; a tie goes
+//! to the rows written longest ago). An occurrence whose row differs in time or content is an
+//! exception, a pattern date in the window without a row is a cancellation. When every row
+//! was edited alone, one of the edits is read as the series and the others as exceptions:
+//! every occurrence stays where its user put it (SuperOffice keeps no time or content of its
+//! own for a rule).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -38,6 +42,9 @@ pub(crate) struct SeriesRead {
     pub rows: BTreeMap<Timestamp, u32>,
     /// The rows read in full, by id.
     pub fetched: HashMap<u32, Fetched>,
+    /// Rows in the window not read, because they hold the series' content as the holder
+    /// row's write left it: id -> `UpdatedDate`.
+    pub unread: HashMap<u32, Timestamp>,
     /// A row on its slot with the series' content (where a change of the whole series is
     /// saved through), else any row.
     pub template_row: u32,
@@ -133,10 +140,78 @@ fn pair_rows(
     original
 }
 
-/// A listed row: id, start.
+/// A listed row: id, times, last write and what the list shows of its content (enough to
+/// tell which rows share the series' content without reading each row).
 struct Listed {
     id: u32,
     start: Timestamp,
+    end: Timestamp,
+    updated: Timestamp,
+    title: String,
+    location: String,
+    text: String,
+}
+
+/// What the list shows of a row on its own date, to vote on the series' content: local start
+/// time, length, title, location and description.
+type Look<'l> = (Time, SignedDuration, &'l str, &'l str, &'l str);
+
+/// How the list shows a row, in the series' zone.
+fn look_of<'l>(row: &'l Listed, tz: &TimeZone) -> (Date, Look<'l>) {
+    let local = row.start.to_zoned(tz.clone());
+    (
+        local.date(),
+        (
+            local.time(),
+            row.end.duration_since(row.start),
+            row.title.as_str(),
+            row.location.as_str(),
+            row.text.as_str(),
+        ),
+    )
+}
+
+/// The row that holds the series' content: among the rows on their own date, those sharing
+/// the look most rows share (a tie goes to the group written longest ago: an exception is a
+/// later edit of one row, while the series' content is written to all its rows at once, then
+/// to the group with the earliest date); of that group, the row written longest ago. `None`
+/// when no row is on its own date.
+fn content_row(listed: &[Listed], original: &BTreeMap<u32, Date>, tz: &TimeZone) -> Option<u32> {
+    /// Rows sharing one look: how many, the oldest write, the earliest date, and the oldest
+    /// row (write, date, id).
+    struct Group {
+        rows: usize,
+        oldest: Timestamp,
+        earliest: Date,
+        oldest_row: (Timestamp, Date, u32),
+    }
+    let mut groups: HashMap<Look<'_>, Group> = HashMap::new();
+    for row in listed {
+        let (date, look) = look_of(row, tz);
+        if original.get(&row.id) != Some(&date) {
+            continue;
+        }
+        let oldest = (row.updated, date, row.id);
+        let group = groups.entry(look).or_insert(Group {
+            rows: 0,
+            oldest: row.updated,
+            earliest: date,
+            oldest_row: oldest,
+        });
+        group.rows += 1;
+        group.oldest = group.oldest.min(row.updated);
+        group.earliest = group.earliest.min(date);
+        group.oldest_row = group.oldest_row.min(oldest);
+    }
+    groups
+        .into_values()
+        .max_by(|a, b| {
+            a.rows
+                .cmp(&b.rows)
+                .then(b.oldest.cmp(&a.oldest))
+                .then(b.earliest.cmp(&a.earliest))
+        })
+        .map(|g| g.oldest_row.2)
 }
 
 impl SuperOfficeClient {
@@ -167,18 +242,28 @@ impl SuperOfficeClient {
 
     /// Every row of a rule, by start.
     async fn series_rows(&self, rule: u32) -> Result<Vec<Listed>, ConnectorError> {
-        let q = ListQuery::new("Appointment", "appointmentId,date", "appointmentId")
-            .filter(format!("recurrenceRuleId eq {rule}"))
-            .top(self.options.page_size);
+        let q = ListQuery::new(
+            "Appointment",
+            "appointmentId,date,endDate,updatedDate,appointment/title,location,text",
+            "appointmentId",
+        )
+        .filter(format!("recurrenceRuleId eq {rule}"))
+        .top(self.options.page_size);
         let mut rows: Vec<Listed> = self
             .list(&q)
             .await?
             .into_iter()
             .flat_map(|l| l.rows)
             .filter_map(|row| {
+                let start = query::instant(&row, "date")?;
                 Some(Listed {
                     id: query::id(&row, "appointmentId")?,
-                    start: query::instant(&row, "date")?,
+                    start,
+                    end: query::instant(&row, "endDate").unwrap_or(start),
+                    updated: query::instant(&row, "updatedDate").unwrap_or(start),
+                    title: query::text(&row, "appointment/title").to_string(),
+                    location: query::text(&row, "location").to_string(),
+                    text: query::text(&row, "text").to_string(),
                 })
             })
             .collect();
@@ -245,9 +330,31 @@ impl SuperOfficeClient {
             &row_dates,
         );
         let in_range = |d: &Date| *d >= from && *d <= to;
+        // The series' content: the row the list votes for (outside the window too, where
+        // rows are rarely edited), or the first row when no row is on its own date.
+        let holder = content_row(&listed, &original, &tz).unwrap_or(first_listed.id);
+        // Rows in the window that the holder's own write left as they are (on their date,
+        // same look, same `UpdatedDate`) hold the series' content: they are not read one by
+        // one. Any later edit of a row changes its `UpdatedDate`.
+        let unread: HashMap<u32, Timestamp> = match listed.iter().find(|r| r.id == holder) {
+            Some(h) => {
+                let (_, holder_look) = look_of(h, &tz);
+                listed
+                    .iter()
+                    .filter(|r| r.id != holder && r.id != first_listed.id)
+                    .filter(|r| r.updated == h.updated)
+                    .filter(|r| {
+                        let (date, look) = look_of(r, &tz);
+                        original.get(&r.id) == Some(&date) && look == holder_look
+                    })
+                    .map(|r| (r.id, r.updated))
+                    .collect()
+            }
+            None => HashMap::new(),
+        };
         let mut wanted: Vec<u32> = original
             .iter()
-            .filter(|(_, d)| in_range(d))
+            .filter(|(row, d)| (in_range(d) && !unread.contains_key(row)) || **row == holder)
             .map(|(row, _)| *row)
             .collect();
         wanted.retain(|r| *r != first_listed.id);
@@ -262,52 +369,17 @@ impl SuperOfficeClient {
         .await?;
         fetched.extend(more);
 
-        // The series' content and shape: what most rows on their own date share (the rows in
-        // the window; the first row when none there is on its date).
         let diary = |f: &Fetched| match &f.appointment.item {
             Item::Diary(d) => Some(d.clone()),
             _ => None,
         };
-        // A tie (two rows, one of them an exception moved within its day) goes to the rows
-        // written longest ago: an exception is a later edit of one row, while the series'
-        // content is written to all its rows at once.
-        let mut votes: HashMap<(Shape, DiaryItem), (usize, Timestamp, Date)> = HashMap::new();
-        for (row, f) in &fetched {
-            let (Some(d), Some(orig)) = (diary(f), original.get(row)) else {
-                continue;
-            };
-            let (date, shape) = shape_of(&d.when, &tz);
-            let in_window = in_range(orig);
-            if date == *orig && (in_window || *row == first_listed.id) {
-                let weight = usize::from(in_window) * 2 + 1;
-                let updated = f.appointment.updated;
-                let entry = votes
-                    .entry((shape, content(&d)))
-                    .or_insert((0, updated, date));
-                entry.0 += weight;
-                entry.1 = entry.1.min(updated);
-                entry.2 = entry.2.min(date);
-            }
-        }
-        let best = votes
-            .into_iter()
-            .max_by(|a, b| {
-                a.1.0
-                    .cmp(&b.1.0)
-                    .then(b.1.1.cmp(&a.1.1))
-                    .then(b.1.2.cmp(&a.1.2))
-            })
-            .map(|(k, _)| k);
-        let (shape, series_content) = match best {
-            Some(found) => found,
-            None => {
-                let f = fetched
-                    .get(&first_listed.id)
-                    .and_then(diary)
-                    .ok_or_else(|| item_error(id, "the series' rows are not diary items"))?;
-                (shape_of(&f.when, &tz).1, content(&f))
-            }
-        };
+        let held = fetched
+            .get(&holder)
+            .or_else(|| fetched.get(&first_listed.id))
+            .and_then(diary)
+            .ok_or_else(|| item_error(id, "the series' rows are not diary items"))?;
+        let shape = shape_of(&held.when, &tz).1;
+        let series_content = content(&held);
 
         // Occurrences in the window: exceptions and cancellations.
         let by_date: BTreeMap<Date, u32> = original.iter().map(|(r, d)| (*d, *r)).collect();
@@ -347,7 +419,7 @@ impl SuperOfficeClient {
             })),
             ..series_content
         });
-        let template_row = template_row.unwrap_or(first_listed.id);
+        let template_row = template_row.unwrap_or(holder);
         let template = fetched
             .get(&template_row)
             .or_else(|| fetched.get(&first_listed.id))
@@ -371,6 +443,10 @@ impl SuperOfficeClient {
         let row_versions = fetched
             .iter()
             .map(|(r, f)| (*r, f.appointment.updated))
+            .chain(
+                rows.values()
+                    .filter_map(|r| unread.get(r).map(|at| (*r, *at))),
+            )
             .collect();
         Ok(Some(SeriesRead {
             associate: template.appointment.associate,
@@ -380,6 +456,7 @@ impl SuperOfficeClient {
             all_rows: listed.iter().map(|r| r.id).collect(),
             row_versions,
             fetched,
+            unread,
         }))
     }
 
@@ -496,15 +573,32 @@ impl SuperOfficeClient {
                 );
             }
         }
+        let read_content = match &now.observed.item {
+            Item::Diary(d) => Some((content(d), shape_of(&d.when, &tz).1)),
+            _ => None,
+        };
+        let wanted_content = (content(want), shape);
+        let mut late_reads = HashMap::new();
         for (key, row) in &now.rows {
-            let Some(f) = now.fetched.get(row) else {
+            if let Some(read_at) = now.unread.get(row) {
+                // A row not read holds the series' content as read.
+                if target.cancelled.contains(key) {
+                    self.delete_row(id, *row, Some(*read_at)).await?;
+                    continue;
+                }
+                if !target.exceptions.contains_key(key)
+                    && read_content.as_ref() == Some(&wanted_content)
+                {
+                    continue;
+                }
+                if let Some((_, f)) = self.read_appointment(CrmId(*row)).await? {
+                    late_reads.insert(*row, f);
+                }
+            }
+            let Some(f) = now.fetched.get(row).or_else(|| late_reads.get(row)) else {
                 continue;
             };
             let read_at = f.appointment.updated;
-            if target.cancelled.contains(key) {
-                self.delete_row(id, *row, Some(read_at)).await?;
-                continue;
-            }
             let desired = match target.exceptions.get(key) {
                 Some(e) => DiaryItem {
                     series: None,
@@ -570,19 +664,9 @@ impl SuperOfficeClient {
         mapping::apply(&mut entity, &ops);
         entity["Recurrence"] = info;
         entity["PreferredTZLocation"] = json!(zone);
-        let call = Call::new(Method::POST, "Appointment")
-            .body(entity)
-            .retry(Retry::Unsafe);
-        let response = self.call(&call).await?;
-        if !response.status.is_success() {
-            return Err(refusal(
-                &response,
-                Ctx::Write(format!("new series for associate {associate}")),
-            ));
-        }
-        let answer: Value = response
-            .json()
-            .map_err(|e| item_error("new series", format!("unreadable answer: {e}")))?;
+        let answer = self
+            .post_appointment(associate, entity, "new series")
+            .await?;
         let rule = so_recurrence::rule_of(&answer)
             .ok_or_else(|| item_error("new series", "the answer is not a recurring row"))?;
         tracing::debug!(rule, associate, "SuperOffice series created");

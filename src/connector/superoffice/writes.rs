@@ -359,25 +359,7 @@ impl SuperOfficeClient {
         };
         let changes = mapping::changes(item, None, &lookup);
         mapping::apply(&mut entity, &changes);
-        // A lost answer may still have created it: the caller resolves that with `find_created`.
-        let call = Call::new(Method::POST, "Appointment")
-            .body(entity)
-            .retry(Retry::Unsafe);
-        let response = self.call(&call).await?;
-        if response.status == StatusCode::BAD_REQUEST
-            && let Some(problem) = self.associate_problem(associate).await
-        {
-            return Err(problem);
-        }
-        if !response.status.is_success() {
-            return Err(refusal(
-                &response,
-                Ctx::Write(format!("new item for associate {associate}")),
-            ));
-        }
-        let entity: Value = response
-            .json()
-            .map_err(|e| item_error("new", format!("unreadable answer to a create: {e}")))?;
+        let entity = self.post_appointment(associate, entity, "new item").await?;
         let created = mapping::read_appointment(&entity)
             .map_err(|what| item_error("new", what))?
             .ok_or_else(|| {
@@ -392,6 +374,36 @@ impl SuperOfficeClient {
             "SuperOffice appointment created"
         );
         Ok(written(&created))
+    }
+
+    /// POSTs a new appointment (a single item, or a series' first row) for `associate` and
+    /// returns the entity answered. A lost answer may still have created it: the caller
+    /// resolves that with `find_created`. A 400 is first checked against the associate (gone
+    /// or without a diary), whose message says what to do.
+    pub(crate) async fn post_appointment(
+        &self,
+        associate: u32,
+        entity: Value,
+        what: &str,
+    ) -> Result<Value, ConnectorError> {
+        let call = Call::new(Method::POST, "Appointment")
+            .body(entity)
+            .retry(Retry::Unsafe);
+        let response = self.call(&call).await?;
+        if response.status == StatusCode::BAD_REQUEST
+            && let Some(problem) = self.associate_problem(associate).await
+        {
+            return Err(problem);
+        }
+        if !response.status.is_success() {
+            return Err(refusal(
+                &response,
+                Ctx::Write(format!("{what} for associate {associate}")),
+            ));
+        }
+        response
+            .json()
+            .map_err(|e| item_error("new", format!("unreadable answer to a create: {e}")))
     }
 
     pub(crate) async fn update_item(

@@ -458,37 +458,16 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                 pair.mailbox_hash = mailbox.item.content_hash();
                 pair.mailbox_read_only =
                     matches!(&mailbox.item, Item::Diary(d) if d.organized_by_other);
-                match then {
-                    AfterLink::Nothing => {}
-                    AfterLink::UpdateMailbox => {
-                        let written = self
-                            .mailbox
-                            .update(&mref, &mailbox.id, &crm.item, Some(&mailbox.version))
-                            .await?;
-                        pair.mailbox_hash = held_hash(&written, &crm.item);
-                        pair.mailbox_version = written.version;
-                        report.updated_in_mailbox += 1;
-                    }
-                    AfterLink::UpdateCrm => {
-                        let written = self.crm.update(crm.id, &mailbox.item, &crm.version).await?;
-                        pair.crm_hash = held_hash(&written, &mailbox.item);
-                        pair.crm_version = written.version;
-                        pair.span = span_of(&mailbox.item);
-                        report.updated_in_crm += 1;
-                    }
-                    AfterLink::UpdateBoth(item) => {
-                        write_both(
-                            self.mailbox,
-                            self.crm,
-                            self.spec,
-                            (&crm, &mailbox),
-                            &item,
-                            &mut pair,
-                            report,
-                        )
-                        .await?;
-                    }
-                }
+                write_after_link(
+                    self.mailbox,
+                    self.crm,
+                    self.spec,
+                    then,
+                    (&crm, &mailbox),
+                    &mut pair,
+                    report,
+                )
+                .await?;
                 if stamp {
                     let s = stamp_for(self.spec.tenant, kind, crm.id);
                     let written = self.mailbox.set_stamp(&mref, kind, &mailbox.id, &s).await?;
@@ -558,6 +537,20 @@ pub(super) async fn settle_copies<M: MailboxConnector, C: CrmConnector>(
     report
         .conflicts
         .extend(conflicts.iter().map(|c| describe_conflict(spec, c)));
+    write_after_link(mailbox, crm, spec, then, (crm_item, copy), pair, report).await
+}
+
+/// Brings a CRM item and a mailbox item just paired to one content as the engine decided
+/// (`then`); `pair` records what each side then holds.
+async fn write_after_link<M: MailboxConnector, C: CrmConnector>(
+    mailbox: &M,
+    crm: &C,
+    spec: &PassSpec<'_>,
+    then: AfterLink,
+    (crm_item, copy): (&Observed<CrmId>, &Observed<MailboxItemId>),
+    pair: &mut Pair,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
     match then {
         AfterLink::Nothing => {}
         AfterLink::UpdateMailbox => {
