@@ -14,7 +14,7 @@ use crmsync::connector::model::{
     Change, Changes, DiaryItem, Item, Kind, MailboxItemId, Observed, Series, When, Window,
 };
 use crmsync::connector::recurrence::{DayOfWeek, Pattern, Range, RangeEnd, Recurrence};
-use crmsync::connector::{ConnectorError, MailboxConnector};
+use crmsync::connector::{ConnectorError, MailboxConnector, MailboxRef, Written};
 
 #[allow(dead_code)]
 #[path = "connector_graph/harness.rs"]
@@ -135,6 +135,34 @@ fn instances(t: &T, master: &str, window: &Window) -> Vec<(String, Timestamp, Ti
 
 /// A Graph `dateTimeTimeZone` as an instant (UTC or an IANA / Windows zone the emulator
 /// names).
+/// A weekly series at nine o'clock Oslo from two days on, `count` times, created through the
+/// client with stamp `n`, and the first diary round after it.
+async fn weekly_series_and_round(
+    t: &T,
+    m: &MailboxRef,
+    count: u32,
+    subject: &str,
+    n: u32,
+) -> (Written<MailboxItemId>, Changes<MailboxItemId>) {
+    let (date, start) = nine_oclock(t, 2);
+    let item = Item::Diary(series_item(
+        start,
+        weekly(date, RangeEnd::Count(count)),
+        subject,
+    ));
+    let written = t
+        .client
+        .create(m, &item, &stamp(Kind::Diary, n))
+        .await
+        .unwrap();
+    let round = t
+        .client
+        .changes(m, Kind::Diary, None, &t.window())
+        .await
+        .unwrap();
+    (written, round)
+}
+
 fn instant(v: &Value) -> Timestamp {
     let local: jiff::civil::DateTime = v["dateTime"].as_str().unwrap()[..19].parse().unwrap();
     let zone = v["timeZone"].as_str().unwrap();
@@ -204,22 +232,7 @@ async fn an_exception_and_a_cancellation_made_in_outlook_come_back_in_the_series
     let t = T::start().await;
     let m = t.mailbox(0);
     let user = m.id.clone().unwrap();
-    let (date, start) = nine_oclock(&t, 2);
-    let item = Item::Diary(series_item(
-        start,
-        weekly(date, RangeEnd::Count(8)),
-        "Team Outlook",
-    ));
-    let written = t
-        .client
-        .create(&m, &item, &stamp(Kind::Diary, 502))
-        .await
-        .unwrap();
-    let round = t
-        .client
-        .changes(&m, Kind::Diary, None, &t.window())
-        .await
-        .unwrap();
+    let (written, round) = weekly_series_and_round(&t, &m, 8, "Team Outlook", 502).await;
     the_series(&round, &written.id);
 
     // The user moves the second occurrence an hour later and renames it.
@@ -631,22 +644,7 @@ async fn a_series_moved_to_another_hour_with_an_earlier_end_reads_back_equal() {
 async fn a_series_deleted_in_outlook_is_removed_by_its_masters_id() {
     let t = T::start().await;
     let m = t.mailbox(0);
-    let (date, start) = nine_oclock(&t, 2);
-    let item = Item::Diary(series_item(
-        start,
-        weekly(date, RangeEnd::Count(4)),
-        "Team gone",
-    ));
-    let written = t
-        .client
-        .create(&m, &item, &stamp(Kind::Diary, 510))
-        .await
-        .unwrap();
-    let round = t
-        .client
-        .changes(&m, Kind::Diary, None, &t.window())
-        .await
-        .unwrap();
+    let (written, round) = weekly_series_and_round(&t, &m, 4, "Team gone", 510).await;
     the_series(&round, &written.id);
     t.state()
         .graph
@@ -778,22 +776,7 @@ async fn a_create_cut_off_after_the_master_is_finished_by_the_next_create() {
 async fn the_idle_poll_reports_a_changed_series_whole() {
     let t = T::start().await;
     let m = t.mailbox(0);
-    let (date, start) = nine_oclock(&t, 2);
-    let item = Item::Diary(series_item(
-        start,
-        weekly(date, RangeEnd::Count(5)),
-        "Team polled",
-    ));
-    let written = t
-        .client
-        .create(&m, &item, &stamp(Kind::Diary, 513))
-        .await
-        .unwrap();
-    let round = t
-        .client
-        .changes(&m, Kind::Diary, None, &t.window())
-        .await
-        .unwrap();
+    let (written, round) = weekly_series_and_round(&t, &m, 5, "Team polled", 513).await;
     let listed = instances(&t, &written.id.0, &t.window());
     let (third_id, third, _) = listed[2].clone();
     t.state()

@@ -56,6 +56,32 @@ impl World {
             .user_update_appointment(id.0, change, self.now())
             .expect("the CRM edit");
     }
+
+    /// The user moves one SuperOffice row (an occurrence) to an hour from `start` (Oslo),
+    /// renaming it if `title` is given.
+    pub fn crm_move_row(&self, row: u32, start: jiff::Timestamp, title: Option<&str>) {
+        self.crm_edit(
+            CrmId(row),
+            AppointmentChange {
+                title: title.map(str::to_string),
+                when: Some(crmsync::sandbox::scenario::When::Timed {
+                    start,
+                    end: start + jiff::SignedDuration::from_hours(1),
+                    time_zone: "Europe/Oslo".into(),
+                }),
+                ..AppointmentChange::default()
+            },
+        );
+    }
+
+    /// The user deletes one SuperOffice row (cancels an occurrence).
+    pub fn crm_cancel_row(&self, row: u32) {
+        self.sandbox
+            .state()
+            .superoffice
+            .user_delete_appointment(row, self.now())
+            .expect("the user deletes one occurrence");
+    }
 }
 
 fn diary_of(item: &Item) -> &DiaryItem {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use crmsync::connector::model::{DiaryItem, Series, When};
 use crmsync::sandbox::superoffice::Span;
-use crmsync::sandbox::superoffice::{AppointmentChange, SeriesEnd, UserSeries};
+use crmsync::sandbox::superoffice::{SeriesEnd, UserSeries};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -360,24 +360,8 @@ async fn an_occurrence_moved_or_cancelled_in_superoffice_is_moved_or_cancelled_i
     let (moved_row, moved_start) = row[1];
     let (cancelled_row, cancelled_start) = row[2];
     let later = moved_start + SignedDuration::from_hours(3);
-    world.crm_edit(
-        CrmId(moved_row),
-        AppointmentChange {
-            title: Some("Stand-up (moved)".into()),
-            when: Some(crmsync::sandbox::scenario::When::Timed {
-                start: later,
-                end: later + SignedDuration::from_hours(1),
-                time_zone: "Europe/Oslo".into(),
-            }),
-            ..AppointmentChange::default()
-        },
-    );
-    world
-        .sandbox
-        .state()
-        .superoffice
-        .user_delete_appointment(cancelled_row, world.now())
-        .expect("the user deletes one occurrence");
+    world.crm_move_row(moved_row, later, Some("Stand-up (moved)"));
+    world.crm_cancel_row(cancelled_row);
 
     world.settled_with_series(1).await;
     let instances = world.instances(&mailbox.id.0);
@@ -630,23 +614,8 @@ async fn a_series_create_cut_off_between_master_and_occurrences_is_finished_not_
     // One occurrence moved, one cancelled: the create must write both after the master.
     let row = world.rows(rows[0]);
     let moved = row[1].1 + SignedDuration::from_hours(1);
-    world.crm_edit(
-        CrmId(row[1].0),
-        AppointmentChange {
-            when: Some(crmsync::sandbox::scenario::When::Timed {
-                start: moved,
-                end: moved + SignedDuration::from_hours(1),
-                time_zone: "Europe/Oslo".into(),
-            }),
-            ..AppointmentChange::default()
-        },
-    );
-    world
-        .sandbox
-        .state()
-        .superoffice
-        .user_delete_appointment(row[3].0, world.now())
-        .expect("the user deletes one occurrence");
+    world.crm_move_row(row[1].0, moved, None);
+    world.crm_cancel_row(row[3].0);
 
     // Every write to an occurrence fails: the master is made, its occurrences are not.
     world

@@ -486,9 +486,11 @@ impl SuperOfficeClient {
         }
     }
 
-    async fn delete_row(
+    /// DELETE of one appointment row (a single item, or an occurrence of `item`'s series),
+    /// `If-Unmodified-Since` the row's `UpdatedDate` as read; a `412` is a `Conflict` on `item`.
+    pub(crate) async fn delete_row(
         &self,
-        series: CrmId,
+        item: CrmId,
         row: u32,
         read_at: Option<Timestamp>,
     ) -> Result<Deleted, ConnectorError> {
@@ -503,8 +505,8 @@ impl SuperOfficeClient {
         match response.status {
             s if s.is_success() => Ok(Deleted::Deleted),
             StatusCode::NOT_FOUND => Ok(Deleted::AlreadyGone),
-            StatusCode::PRECONDITION_FAILED => Err(conflict(series)),
-            _ => Err(refusal(&response, Ctx::Write(series.to_string()))),
+            StatusCode::PRECONDITION_FAILED => Err(conflict(item)),
+            _ => Err(refusal(&response, Ctx::Write(item.to_string()))),
         }
     }
 

@@ -510,22 +510,13 @@ impl SuperOfficeClient {
         if let Some(rule) = id.series_rule() {
             return self.delete_series(id, rule, expected).await;
         }
-        let mut call = Call::new(Method::DELETE, &format!("Appointment/{id}"));
-        if let Some(expected) = expected {
-            let at = mapping::version_time(expected).ok_or_else(|| {
+        let read_at = match expected {
+            Some(expected) => Some(mapping::version_time(expected).ok_or_else(|| {
                 item_error(id, format!("{:?} is not a SuperOffice version", expected.0))
-            })?;
-            call = call.header(
-                HeaderName::from_static("if-unmodified-since"),
-                &time::http_date_at_or_after(at),
-            );
-        }
-        let response = self.call(&call).await?;
-        match response.status {
-            s if s.is_success() => Ok(Deleted::Deleted),
-            StatusCode::NOT_FOUND => Ok(Deleted::AlreadyGone),
-            _ => Err(refusal(&response, Ctx::Write(id.to_string()))),
-        }
+            })?),
+            None => None,
+        };
+        self.delete_row(id, id.0, read_at).await
     }
 
     /// The appointments of `item`'s kind registered for `associate` since `since` that a
