@@ -13,6 +13,7 @@ mod expand;
 mod oracle_tests;
 #[cfg(test)]
 mod tests;
+pub mod windows_zones;
 mod zones;
 
 pub use expand::{Occurrence, occurrence_dates, occurrences};

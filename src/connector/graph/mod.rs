@@ -16,7 +16,6 @@ mod series_io;
 pub mod series_write;
 mod update;
 mod users;
-pub mod windows_zones;
 pub mod wire;
 mod writes;
 

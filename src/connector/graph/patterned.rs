@@ -12,7 +12,7 @@
 use jiff::civil::Date;
 use serde_json::{Map, Value, json};
 
-use super::windows_zones;
+use crate::connector::recurrence::windows_zones;
 use crate::connector::recurrence::{
     DayOfWeek, Pattern, Range, RangeEnd, Recurrence, RecurrenceError, WeekIndex,
 };

@@ -14,9 +14,10 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::patterned::{self, GraphRecurrenceError};
-use super::{delta, map, windows_zones, wire};
+use super::{delta, map, wire};
 use crate::connector::MailboxRef;
 use crate::connector::model::{DiaryItem, Kind, Version, When, Window};
+use crate::connector::recurrence::windows_zones;
 use crate::connector::recurrence::{self, Recurrence, RecurrenceError};
 
 /// Why a series cannot be read. `field` names the property at fault.

@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::connector::graph::windows_zones::WINDOWS_TO_IANA;
+use super::windows_zones::WINDOWS_TO_IANA;
 
 /// Offsets (seconds) at noon UTC on every day of 2024 to 2032: two zones with the same
 /// offsets then change their clocks on the same days (an hour apart at most, which no series
