@@ -747,3 +747,38 @@ async fn every_row_in_the_window_edited_alone_leaves_the_series_as_it_was() {
     }
     assert!(s.cancelled.is_empty());
 }
+
+/// The first occurrence of a never-ending series cancelled through the client (an update
+/// whose series cancels it) reads back cancelled, and the series still starts on its date.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_occurrence_cancelled_through_the_client_reads_back_cancelled() {
+    let (_so, client) = start(MONDAY).await;
+    let item = series(
+        "Europe/Oslo",
+        "2026-01-05T12:00",
+        Pattern::Weekly {
+            interval: 1,
+            days: vec![DayOfWeek::Monday],
+            first_day_of_week: DayOfWeek::Sunday,
+        },
+        RangeEnd::Never,
+    );
+    client.set_series_window(window("2025-12-06T00:00:00Z", "2026-05-05T00:00:00Z"));
+    let created = client
+        .create(ASSOCIATE, &Item::Diary(item.clone()))
+        .await
+        .unwrap();
+    let When::Timed { start: first, .. } = item.when else {
+        unreachable!()
+    };
+    let mut target = item.clone();
+    target.series.as_mut().unwrap().cancelled.insert(first);
+    let written = client
+        .update(created.id, &Item::Diary(target.clone()), &created.version)
+        .await
+        .unwrap();
+    let read = client.get(Kind::Diary, created.id).await.unwrap().unwrap();
+    assert_eq!(series_of(&read.item).cancelled, BTreeSet::from([first]));
+    assert_eq!(read.item, Item::Diary(target));
+    assert_eq!(read.version, written.version);
+}

@@ -191,3 +191,38 @@ fn a_crm_series_whose_every_row_was_edited_alone_keeps_every_edit() {
     ];
     run(&ops);
 }
+
+/// A series made in Outlook, synced, then its first occurrence cancelled in Outlook, while a
+/// single CRM appointment (moved in) stands at the same time as that occurrence.
+#[test]
+fn a_cancelled_first_occurrence_reaches_the_crm_beside_a_single_item_at_its_time() {
+    use super::series::SeriesSlot;
+    let ops = [
+        Op::MoveIn(
+            Side::Crm,
+            any_index(),
+            Slot {
+                all_day: false,
+                day: 0,
+                hour: 11,
+                length: 1,
+            },
+        ),
+        Op::CreateSeries(
+            Side::Mailbox,
+            SeriesSlot {
+                day: 0,
+                hour: 12,
+                count: None,
+            },
+        ),
+        Op::Pass(true),
+        Op::EditOccurrence(
+            Side::Mailbox,
+            any_index(),
+            0,
+            super::series::OccurrenceEdit::Cancel,
+        ),
+    ];
+    run(&ops);
+}

@@ -601,6 +601,10 @@ impl SuperOfficeClient {
                 continue;
             };
             let read_at = f.appointment.updated;
+            if target.cancelled.contains(key) {
+                self.delete_row(id, *row, Some(read_at)).await?;
+                continue;
+            }
             let desired = match target.exceptions.get(key) {
                 Some(e) => DiaryItem {
                     series: None,
