@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(info))
         .route("/requests", get(requests).delete(clear_requests))
+        .route("/requests/summary", get(request_summary))
         .route("/violations", get(violations).delete(clear_violations))
         .route("/limits", get(limits).put(set_limits))
         .route("/faults", get(faults).post(add_fault).delete(clear_faults))
@@ -55,6 +56,13 @@ async fn requests(
     Query(query): Query<LogQuery>,
 ) -> Json<serde_json::Value> {
     Json(json!(state.log.query(&query)))
+}
+
+async fn request_summary(
+    State(state): State<AppState>,
+    Query(query): Query<LogQuery>,
+) -> Json<serde_json::Value> {
+    Json(json!(state.log.summary(&query)))
 }
 
 async fn clear_requests(State(state): State<AppState>) -> StatusCode {

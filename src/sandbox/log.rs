@@ -31,6 +31,37 @@ pub struct LoggedRequest {
     pub client: Option<String>,
 }
 
+/// Counts of one emulator's logged requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SideSummary {
+    /// Every request, `$batch` parts counted one by one (what the service's limits count).
+    pub requests: u64,
+    /// HTTP round trips (a `$batch` is one, its parts none).
+    pub round_trips: u64,
+    /// Answered 429.
+    pub throttled: u64,
+    /// Requests other than GET (a `$batch` envelope is not one; its parts are).
+    pub writes: u64,
+    pub first_at: Option<jiff::Timestamp>,
+    pub last_at: Option<jiff::Timestamp>,
+    pub last_write_at: Option<jiff::Timestamp>,
+    /// Sum of the emulator's handling times.
+    pub busy_ms: f64,
+}
+
+/// Counts over a part of the log (`GET /_sandbox/requests/summary`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogSummary {
+    pub graph: SideSummary,
+    pub superoffice: SideSummary,
+    /// Mailboxes with at least one request, and the most requests one mailbox got (`$batch`
+    /// parts counted one by one, the envelopes not).
+    pub mailboxes: u64,
+    pub max_per_mailbox: u64,
+    /// The newest sequence number counted (0: none): the `since` of a next summary.
+    pub last_seq: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct RequestLog {
     next: AtomicU64,
@@ -77,6 +108,50 @@ impl RequestLog {
         // Entries are written when their response is done, so not always in arrival order.
         found.sort_by_key(|e| e.seq);
         found
+    }
+
+    /// Counts over the entries `query` selects, without the entries themselves: what a
+    /// benchmark of thousands of mailboxes needs from a log of hundreds of thousands.
+    pub fn summary(&self, query: &LogQuery) -> LogSummary {
+        let mut summary = LogSummary::default();
+        let Ok(entries) = self.entries.lock() else {
+            return summary;
+        };
+        let mut per_mailbox: std::collections::HashMap<&str, u64> =
+            std::collections::HashMap::new();
+        for e in entries
+            .iter()
+            .filter(|e| query.since.is_none_or(|s| e.seq > s))
+            .filter(|e| query.emulator.is_none_or(|em| e.emulator == em))
+        {
+            let side = match e.emulator {
+                Emulator::Graph => &mut summary.graph,
+                Emulator::SuperOffice => &mut summary.superoffice,
+            };
+            summary.last_seq = summary.last_seq.max(e.seq);
+            side.requests += 1;
+            if e.batch.is_none() {
+                side.round_trips += 1;
+            }
+            if e.status == 429 {
+                side.throttled += 1;
+            }
+            if e.method != "GET" && !e.path.contains("$batch") {
+                side.writes += 1;
+                side.last_write_at = side.last_write_at.max(Some(e.at));
+            }
+            side.first_at = Some(side.first_at.map_or(e.at, |f| f.min(e.at)));
+            side.last_at = side.last_at.max(Some(e.at));
+            side.busy_ms += e.duration_ms;
+            if let Some(m) = &e.mailbox
+                && !e.path.contains("$batch")
+            {
+                *per_mailbox.entry(m.as_str()).or_default() += 1;
+            }
+        }
+        summary.mailboxes = per_mailbox.len() as u64;
+        summary.max_per_mailbox = per_mailbox.values().copied().max().unwrap_or(0);
+        summary
     }
 
     pub fn all(&self) -> Vec<LoggedRequest> {

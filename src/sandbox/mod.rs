@@ -39,7 +39,7 @@ use url::Url;
 pub use clock::SandboxClock;
 pub use faults::{ActiveFault, FaultKind, FaultRule, Faults};
 pub use limits::{LimitSpec, Limits, Rate, Target, Violation};
-pub use log::{LogQuery, LoggedRequest, RequestLog};
+pub use log::{LogQuery, LogSummary, LoggedRequest, RequestLog, SideSummary};
 pub use scenario::Scenario;
 
 /// Which emulator answered.
