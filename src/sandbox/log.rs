@@ -164,3 +164,67 @@ impl RequestLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(log: &RequestLog, emulator: Emulator, method: &str, path: &str) -> LoggedRequest {
+        LoggedRequest {
+            seq: log.next_seq(),
+            at: "2026-12-03T10:00:00Z".parse().unwrap(),
+            emulator,
+            method: method.into(),
+            path: path.into(),
+            mailbox: (emulator == Emulator::Graph).then(|| "m1".to_string()),
+            status: 200,
+            duration_ms: 1.5,
+            fault: None,
+            batch: None,
+            client: None,
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_batch_parts_as_requests_and_envelopes_as_round_trips() {
+        let log = RequestLog::default();
+        let envelope = entry(&log, Emulator::Graph, "POST", "/v1.0/$batch");
+        let batch = envelope.seq;
+        log.push(LoggedRequest {
+            mailbox: None,
+            ..envelope
+        });
+        for _ in 0..3 {
+            log.push(LoggedRequest {
+                batch: Some(batch),
+                ..entry(&log, Emulator::Graph, "PATCH", "/v1.0/users/m1/events/e")
+            });
+        }
+        log.push(LoggedRequest {
+            status: 429,
+            ..entry(&log, Emulator::SuperOffice, "GET", "/api/v1/Appointment")
+        });
+        let all = log.summary(&LogQuery::default());
+        assert_eq!(
+            (all.graph.requests, all.graph.round_trips, all.graph.writes),
+            (4, 1, 3)
+        );
+        assert_eq!(
+            (
+                all.superoffice.requests,
+                all.superoffice.throttled,
+                all.superoffice.writes
+            ),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            (all.mailboxes, all.max_per_mailbox, all.last_seq),
+            (1, 3, 5)
+        );
+        let later = log.summary(&LogQuery {
+            since: Some(4),
+            ..LogQuery::default()
+        });
+        assert_eq!((later.graph.requests, later.superoffice.requests), (0, 1));
+    }
+}
