@@ -51,9 +51,10 @@ pub struct Figures {
     pub users: u32,
     pub pairs: u64,
     pub initial_sync_s: f64,
-    /// The quota floor: the CRM writes the sync needed at the SuperOffice rate (each one
-    /// request that nothing can batch), and the floor of all SuperOffice requests made.
-    pub quota_floor_writes_s: f64,
+    /// The quota floor: every pair needs at least one SuperOffice request that nothing can
+    /// batch (a CRM item is read in full once, or created once), at the SuperOffice rate;
+    /// and, for comparison, the floor of all SuperOffice requests made.
+    pub quota_floor_pairs_s: f64,
     pub quota_floor_requests_s: f64,
     pub quota_floor_graph_s: f64,
     pub initial_cpu_s: f64,
@@ -67,6 +68,8 @@ pub struct Figures {
     pub idle_superoffice_round_trips_per_tick: f64,
     pub idle_cpu_s_per_tick: f64,
     pub idle_peak_rss_mib: f64,
+    /// Where the idle ticks' round trips went: route -> round trips per tick.
+    pub idle_routes: BTreeMap<String, f64>,
     pub propagation_p50_s: f64,
     pub propagation_p99_s: f64,
     pub propagation_samples: usize,
@@ -430,7 +433,7 @@ pub fn run(options: &Options) -> Result<Figures> {
             figures.throttled = summary["graph"]["throttled"].as_u64().unwrap_or(0)
                 + summary["superoffice"]["throttled"].as_u64().unwrap_or(0);
             let rate = f64::from(options.superoffice_rate);
-            figures.quota_floor_writes_s = floor_seconds(figures.superoffice_writes, rate, 1.0);
+            figures.quota_floor_pairs_s = floor_seconds(figures.pairs, rate, 1.0);
             figures.quota_floor_requests_s = floor_seconds(figures.superoffice_requests, rate, 1.0);
             // Graph: per mailbox 10,000 per 10 minutes; per app 130,000 per 10 seconds.
             let per_mailbox = summary["max_per_mailbox"].as_u64().unwrap_or(0);
@@ -469,6 +472,13 @@ pub fn run(options: &Options) -> Result<Figures> {
         idle["superoffice"]["round_trips"].as_f64().unwrap_or(0.0) / ticks;
     figures.idle_cpu_s_per_tick = (cpu_end - cpu_start) / ticks;
     figures.idle_peak_rss_mib = idle_peak;
+    for side in ["graph", "superoffice"] {
+        for (route, n) in idle[side]["routes"].as_object().into_iter().flatten() {
+            figures
+                .idle_routes
+                .insert(route.clone(), n.as_f64().unwrap_or(0.0) / ticks);
+        }
+    }
 
     // Propagation: edits on both sides, timed until the other side shows them.
     let latencies = propagation(&sandbox, options)?;

@@ -125,7 +125,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 
 fn print_table(options: &Options, runs: &[Figures]) {
     let m = |f: fn(&Figures) -> f64| median(runs.iter().map(f));
-    let floor = m(|f| f.quota_floor_writes_s.max(f.quota_floor_graph_s));
+    let floor = m(|f| f.quota_floor_pairs_s.max(f.quota_floor_graph_s));
     let initial = m(|f| f.initial_sync_s);
     let interval = options.interval.as_secs_f64();
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
@@ -134,11 +134,13 @@ fn print_table(options: &Options, runs: &[Figures]) {
         runs.len()
     );
     println!(
-        "| initial sync, {} users | <= 1.15 x quota floor ({:.0} s: {} CRM writes at {}/s) | {:.0} s ({:.2} x) | {} |",
+        "| initial sync, {} users | <= 1.15 x quota floor ({:.0} s: one SuperOffice request per pair, {:.0} pairs at {}/s; all {:.0} requests made: {:.0} s) | {:.0} s ({:.2} x) | {} |",
         options.users,
         floor,
-        m(|f| f.superoffice_writes as f64),
+        m(|f| f.pairs as f64),
         options.superoffice_rate,
+        m(|f| f.superoffice_requests as f64),
+        m(|f| f.quota_floor_requests_s),
         initial,
         if floor > 0.0 { initial / floor } else { 0.0 },
         verdict(initial <= 1.15 * floor)
@@ -185,6 +187,14 @@ fn print_table(options: &Options, runs: &[Figures]) {
             options.load_external_mailboxes,
             verdict(load < 10.0)
         );
+    }
+    if let Some(first) = runs.first() {
+        let mut routes: Vec<(&String, &f64)> = first.idle_routes.iter().collect();
+        routes.sort_by(|a, b| b.1.total_cmp(a.1));
+        eprintln!("idle round trips per tick by route (run 1):");
+        for (route, n) in routes.iter().take(12) {
+            eprintln!("  {n:8.1}  {route}");
+        }
     }
     println!(
         "| correctness | 0 | {:.0} duplicates, {:.0} users with unstamped events, {:.0} Retry-After violations, {:.0} answers 429 | |",

@@ -47,6 +47,24 @@ pub struct SideSummary {
     pub last_write_at: Option<jiff::Timestamp>,
     /// Sum of the emulator's handling times.
     pub busy_ms: f64,
+    /// Round trips by route: method and path without the query, ids as `{id}` (where the
+    /// requests went, for finding what a tick spends them on).
+    pub routes: std::collections::BTreeMap<String, u64>,
+}
+
+/// `GET /v1.0/users/{id}/calendarView/delta` for a logged request: numbers and long ids as
+/// `{id}`, the query left out.
+fn route(method: &str, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|s| {
+            let numeric = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            let long_id = s.len() >= 20 && !s.starts_with('$');
+            if numeric || long_id { "{id}" } else { s }
+        })
+        .collect();
+    format!("{method} {}", segments.join("/"))
 }
 
 /// Counts over a part of the log (`GET /_sandbox/requests/summary`).
@@ -132,6 +150,7 @@ impl RequestLog {
             side.requests += 1;
             if e.batch.is_none() {
                 side.round_trips += 1;
+                *side.routes.entry(route(&e.method, &e.path)).or_default() += 1;
             }
             if e.status == 429 {
                 side.throttled += 1;
