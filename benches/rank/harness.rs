@@ -325,16 +325,23 @@ impl Drop for Daemon {
     }
 }
 
-/// Every user has had a pass of every kind it syncs.
-fn every_user_passed(status: &Value, users: u32) -> bool {
+/// Every user has had a pass of every kind it syncs that began after `after` (the last
+/// write): a quiet spell while some users had no pass yet is not the end of the sync.
+fn every_user_passed_since(status: &Value, users: u32, after: Option<jiff::Timestamp>) -> bool {
     let Some(list) = status["users"].as_array() else {
         return false;
     };
+    let passed = |s: &Value| {
+        let at = s["last_pass_at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        s["passes"].as_u64() >= Some(1) && at.is_some() && at >= after
+    };
     list.len() as u32 >= users
         && list.iter().all(|u| {
-            u["kinds"].as_object().is_some_and(|k| {
-                !k.is_empty() && k.values().all(|s| s["passes"].as_u64() >= Some(1))
-            })
+            u["kinds"]
+                .as_object()
+                .is_some_and(|k| !k.is_empty() && k.values().all(passed))
         })
 }
 
@@ -416,10 +423,16 @@ pub fn run(options: &Options) -> Result<Figures> {
         let writes = summary["graph"]["writes"].as_u64().unwrap_or(0)
             + summary["superoffice"]["writes"].as_u64().unwrap_or(0);
         let tick = status["tick"].as_u64().unwrap_or(0);
+        let last_write_at = summary["graph"]["last_write_at"]
+            .as_str()
+            .max(summary["superoffice"]["last_write_at"].as_str())
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
         if writes != last_writes {
             last_writes = writes;
             quiet_since_tick = tick;
-        } else if every_user_passed(&status, options.users) && tick >= quiet_since_tick + 2 {
+        } else if tick >= quiet_since_tick + 2
+            && every_user_passed_since(&status, options.users, last_write_at)
+        {
             let last_write = summary["graph"]["last_write_at"]
                 .as_str()
                 .max(summary["superoffice"]["last_write_at"].as_str())
