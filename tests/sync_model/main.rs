@@ -38,7 +38,7 @@ use world::World;
 
 /// Cases per run in CI: what fits the CI's time on a loaded two-core machine (a case with
 /// series takes about 1.3 s).
-const CI_CASES: u32 = 96;
+const CI_CASES: u32 = 64;
 /// Ops per case: enough for an edit, a crash and a conflict to meet.
 const MAX_OPS: usize = 12;
 /// Only guards against a hang; a case takes about a second.
