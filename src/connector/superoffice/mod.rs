@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod query;
 pub mod recurrence;
 mod series;
+mod series_rows;
 mod share;
 mod tenant;
 pub mod time;
@@ -255,6 +256,9 @@ pub struct SuperOfficeClient {
     series_window: std::sync::Mutex<Option<Window>>,
     /// Row id -> recurrence rule, for the rows seen in series (a deleted row names only itself).
     row_rules: std::sync::Mutex<HashMap<u32, u32>>,
+    /// Appointments this client wrote, with the `UpdatedDate` its write gave them: the change
+    /// feed does not read its own writes back (`feed::OwnWrites`).
+    own_writes: feed::OwnWrites,
 }
 
 impl std::fmt::Debug for SuperOfficeClient {
@@ -342,6 +346,7 @@ impl SuperOfficeClient {
             log_cache: feed::LogCache::default(),
             series_window: std::sync::Mutex::new(None),
             row_rules: std::sync::Mutex::new(HashMap::new()),
+            own_writes: feed::OwnWrites::default(),
         })
     }
 

@@ -373,6 +373,7 @@ impl SuperOfficeClient {
             associate,
             "SuperOffice appointment created"
         );
+        self.own_writes.remember(created.id, created.updated);
         Ok(written(&created))
     }
 
