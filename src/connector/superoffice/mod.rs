@@ -256,9 +256,6 @@ pub struct SuperOfficeClient {
     series_window: std::sync::Mutex<Option<Window>>,
     /// Row id -> recurrence rule, for the rows seen in series (a deleted row names only itself).
     row_rules: std::sync::Mutex<HashMap<u32, u32>>,
-    /// Appointments this client wrote, with the `UpdatedDate` its write gave them: the change
-    /// feed does not read its own writes back (`feed::OwnWrites`).
-    own_writes: feed::OwnWrites,
 }
 
 impl std::fmt::Debug for SuperOfficeClient {
@@ -346,7 +343,6 @@ impl SuperOfficeClient {
             log_cache: feed::LogCache::default(),
             series_window: std::sync::Mutex::new(None),
             row_rules: std::sync::Mutex::new(HashMap::new()),
-            own_writes: feed::OwnWrites::default(),
         })
     }
 

@@ -373,7 +373,6 @@ impl SuperOfficeClient {
             associate,
             "SuperOffice appointment created"
         );
-        self.own_writes.remember(created.id, created.updated);
         Ok(written(&created))
     }
 
