@@ -553,3 +553,87 @@ async fn an_idle_tick_for_a_rank_of_1000_costs_six_requests() {
         assert_eq!(requests.len(), 6, "{requests:#?}");
     }
 }
+
+/// The feed reads back a create whose pair is not committed (a pass cut off after it must
+/// settle it), and not one whose pair is (one GET per item after an initial sync); an edit
+/// of that item afterwards is read as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_skips_the_clients_committed_creates_but_not_later_edits() {
+    let sandbox = start(Scenario::small(jiff::Timestamp::now())).await;
+    let client = client(&sandbox, 50);
+    let window = window(&sandbox);
+    let first = client
+        .changes(&SMALL, Kind::Diary, None, &window)
+        .await
+        .unwrap();
+    let template = first.by_associate[&101][0].item.clone();
+    let Item::Diary(mut d) = template else {
+        panic!("a diary item")
+    };
+    let reported_ids = |changes: &RankChanges| -> BTreeSet<u32> {
+        changes
+            .by_associate
+            .values()
+            .flatten()
+            .map(|o| o.id.0)
+            .collect()
+    };
+
+    // Not committed: read back.
+    d.subject = "Cut off".into();
+    let cut_off = client.create(101, &Item::Diary(d.clone())).await.unwrap();
+    let next = client
+        .changes(&SMALL, Kind::Diary, Some(&first.cursor), &window)
+        .await
+        .unwrap();
+    assert!(reported_ids(&next).contains(&cut_off.id.0));
+
+    // Committed: not read back.
+    d.subject = "Made by crmsync".into();
+    let created = client.create(101, &Item::Diary(d)).await.unwrap();
+    client.create_committed(created.id, created.modified);
+    sandbox.state().log.clear();
+    let next = client
+        .changes(&SMALL, Kind::Diary, Some(&next.cursor), &window)
+        .await
+        .unwrap();
+    assert!(
+        !reported_ids(&next).contains(&created.id.0),
+        "its own committed create"
+    );
+    let read_back = format!("/Appointment/{}", created.id.0);
+    let requests = so_requests(&sandbox);
+    assert!(
+        !requests.iter().any(|r| r.ends_with(&read_back)),
+        "no read of its own create: {requests:?}"
+    );
+
+    sandbox.state().clock.advance(Duration::from_secs(5));
+    sandbox
+        .state()
+        .superoffice
+        .user_update_appointment(
+            created.id.0,
+            AppointmentChange {
+                title: Some("Renamed by the user".into()),
+                ..Default::default()
+            },
+            sandbox.state().clock.now(),
+        )
+        .unwrap();
+    let after = client
+        .changes(&SMALL, Kind::Diary, Some(&next.cursor), &window)
+        .await
+        .unwrap();
+    let edited: Vec<_> = after
+        .by_associate
+        .values()
+        .flatten()
+        .filter(|o| o.id == created.id)
+        .collect();
+    assert_eq!(edited.len(), 1, "the user's edit is read");
+    let Item::Diary(d) = &edited[0].item else {
+        panic!("a diary item")
+    };
+    assert_eq!(d.subject, "Renamed by the user");
+}

@@ -107,7 +107,7 @@ struct Sandbox {
 
 impl Sandbox {
     fn start(dir: &Path, scenario: &str, patience: Duration) -> Result<Sandbox> {
-        let mut child = Command::new(BIN)
+        let mut child = bare_crmsync()
             .args(["sandbox", "--listen", "127.0.0.1:0", "--json"])
             .args(["--scenario", scenario, "--limits", "real"])
             .arg("--write-config")
@@ -194,9 +194,21 @@ impl Drop for Sandbox {
     }
 }
 
+/// `crmsync` without the caller's `CRMSYNC_*` variables (crmsync refuses ones it does not
+/// read, such as a test's `CRMSYNC_MODEL_CASES`).
+fn bare_crmsync() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CRMSYNC_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// `crmsync` with the sandbox's configuration and the benchmark's settings.
 fn crmsync(config: &Path, options: &Options) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = bare_crmsync();
     cmd.arg("--config")
         .arg(config)
         .env(

@@ -274,6 +274,11 @@ pub trait CrmConnector: Send + Sync {
         item: &Item,
     ) -> impl Future<Output = Result<Written<CrmId>, ConnectorError>> + Send;
 
+    /// The pair of an item this client created (`modified` as the create answered) is now in
+    /// history: its change feed need not read that item back as a change. Called only after
+    /// the commit, so that a pass cut off between the create and the commit still sees it.
+    fn create_committed(&self, _id: CrmId, _modified: jiff::Timestamp) {}
+
     /// The items of `item`'s kind registered for `associate` at or after `since` that a
     /// create whose answer was lost may have made (the CRM has no stamp to look for).
     fn created_since(

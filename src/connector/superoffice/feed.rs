@@ -95,6 +95,55 @@ fn split_rows(rows: Vec<u32>, rules: &HashMap<u32, u32>) -> (Vec<u32>, Vec<u32>)
 }
 
 /// The server's time when the first listing was answered.
+/// The appointments this client created whose pair is committed, and the `UpdatedDate` the
+/// create gave them. A feed round that lists a row at exactly that time lists the client's
+/// own create: reading it in full would only find what the create's answer already said
+/// (after an initial sync, one GET per item created, at the tenant's call rate). A later edit
+/// changes the time and is read as usual. Registered only after the pair's commit
+/// (`CrmConnector::create_committed`): a pass cut off before it must see its create again to
+/// settle it. Creates only: a user's edit in the same second as crmsync's update
+/// (`UpdatedDate` has whole seconds) must not pass for an echo; nobody edits an appointment
+/// in the second it is created. Memory only: after a restart the creates are read back once.
+#[derive(Debug, Default)]
+pub(crate) struct OwnWrites(std::sync::Mutex<HashMap<u32, Timestamp>>);
+
+/// Entries kept at most; past it the oldest half goes (a write not yet echoed is then read).
+const OWN_WRITES_KEPT: usize = 200_000;
+
+impl OwnWrites {
+    pub(crate) fn remember(&self, id: u32, updated: Timestamp) {
+        let Ok(mut writes) = self.0.lock() else {
+            return;
+        };
+        if writes.len() >= OWN_WRITES_KEPT {
+            let mut times: Vec<Timestamp> = writes.values().copied().collect();
+            times.sort_unstable();
+            let cut = times[times.len() / 2];
+            writes.retain(|_, at| *at > cut);
+        }
+        writes.insert(id, updated);
+    }
+
+    /// Whether row `id` listed at `at` is this client's own write (forgotten once matched,
+    /// and once the row has moved on).
+    pub(crate) fn is_echo(&self, id: u32, at: Timestamp) -> bool {
+        let Ok(mut writes) = self.0.lock() else {
+            return false;
+        };
+        match writes.get(&id) {
+            Some(written) if *written == at => {
+                writes.remove(&id);
+                true
+            }
+            Some(written) if *written < at => {
+                writes.remove(&id);
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn server_time(listings: &[Listing]) -> Option<Timestamp> {
     listings.first().and_then(|l| l.server_time)
 }
@@ -373,7 +422,9 @@ impl SuperOfficeClient {
             .rows
             .iter()
             .filter(|(id, at)| previous.items.is_new(*id, *at))
-            .filter_map(|(id, _)| u32::try_from(*id).ok())
+            .filter_map(|(id, at)| Some((u32::try_from(*id).ok()?, *at)))
+            .filter(|(id, at)| !self.own_writes.is_echo(*id, *at))
+            .map(|(id, _)| id)
             .collect();
         let (mut wanted, mut series_rules) = split_rows(new_rows, &rules);
         let (deleted_rows, log) = self

@@ -256,6 +256,9 @@ pub struct SuperOfficeClient {
     series_window: std::sync::Mutex<Option<Window>>,
     /// Row id -> recurrence rule, for the rows seen in series (a deleted row names only itself).
     row_rules: std::sync::Mutex<HashMap<u32, u32>>,
+    /// Appointments this client created whose pair is committed, with the `UpdatedDate` the
+    /// create gave them: the change feed does not read them back (`feed::OwnWrites`).
+    own_writes: feed::OwnWrites,
 }
 
 impl std::fmt::Debug for SuperOfficeClient {
@@ -343,6 +346,7 @@ impl SuperOfficeClient {
             log_cache: feed::LogCache::default(),
             series_window: std::sync::Mutex::new(None),
             row_rules: std::sync::Mutex::new(HashMap::new()),
+            own_writes: feed::OwnWrites::default(),
         })
     }
 
@@ -464,6 +468,13 @@ impl SuperOfficeClient {
 impl CrmConnector for SuperOfficeClient {
     async fn associates(&self) -> Result<Vec<CrmAssociate>, ConnectorError> {
         self.read_associates().await
+    }
+
+    fn create_committed(&self, id: CrmId, modified: jiff::Timestamp) {
+        // A series is read by its rule, not by its rows: nothing to skip.
+        if id.series_rule().is_none() {
+            self.own_writes.remember(id.0, modified);
+        }
     }
 
     async fn created_since(

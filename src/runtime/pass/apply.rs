@@ -30,6 +30,8 @@ pub(super) struct Applier<'a, M, C> {
     history: &'a UserHistory,
     spec: &'a PassSpec<'a>,
     pending: Commit,
+    /// CRM creates whose pairs are in `pending`: told to the CRM connector once committed.
+    created_in_crm: Vec<(CrmId, jiff::Timestamp)>,
     since_commit: usize,
     /// An update met a change made after this pass read its side.
     conflicted: bool,
@@ -85,6 +87,7 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
             history,
             spec,
             pending: Commit::default(),
+            created_in_crm: Vec::new(),
             since_commit: 0,
             conflicted: false,
         }
@@ -109,6 +112,9 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
         let commit = std::mem::take(&mut self.pending);
         if commit != Commit::default() {
             self.history.commit(self.kind(), &commit)?;
+        }
+        for (id, modified) in self.created_in_crm.drain(..) {
+            self.crm.create_committed(id, modified);
         }
         self.since_commit = 0;
         Ok(())
@@ -328,6 +334,7 @@ impl<'a, M: MailboxConnector, C: CrmConnector> Applier<'a, M, C> {
                 pair.crm_hash = held.content_hash();
                 self.put(pair.clone());
                 self.pending.resolved_intents.push(intent.id);
+                self.created_in_crm.push((written.id, written.modified));
                 report.created_in_crm += 1;
                 // The stamp names the new CRM item; its own write bumps the mailbox version.
                 let stamp = stamp_for(self.spec.tenant, kind, written.id);
