@@ -94,7 +94,6 @@ fn split_rows(rows: Vec<u32>, rules: &HashMap<u32, u32>) -> (Vec<u32>, Vec<u32>)
     (single, series)
 }
 
-/// The server's time when the first listing was answered.
 /// The appointments this client created whose pair is committed, and the `UpdatedDate` the
 /// create gave them. A feed round that lists a row at exactly that time lists the client's
 /// own create: reading it in full would only find what the create's answer already said
@@ -144,6 +143,7 @@ impl OwnWrites {
     }
 }
 
+/// The server's time when the first listing was answered.
 pub(crate) fn server_time(listings: &[Listing]) -> Option<Timestamp> {
     listings.first().and_then(|l| l.server_time)
 }
