@@ -424,31 +424,38 @@ impl SuperOfficeClient {
             _ => None,
         };
         let wanted_content = (content(want), shape);
-        let mut late_reads = HashMap::new();
         for (key, row) in &now.rows {
-            if let Some(read_at) = now.unread.get(row) {
-                // A row not read holds the series' content as read.
-                if target.cancelled.contains(key) {
-                    self.delete_row(id, *row, Some(*read_at)).await?;
-                    continue;
-                }
-                if !target.exceptions.contains_key(key)
-                    && read_content.as_ref() == Some(&wanted_content)
-                {
-                    continue;
-                }
-                if let Some((_, f)) = self.read_appointment(CrmId(*row)).await? {
-                    late_reads.insert(*row, f);
-                }
-            }
-            let Some(f) = now.fetched.get(row).or_else(|| late_reads.get(row)) else {
+            // The row's `UpdatedDate` as read: in full, or from the list for a row left unread.
+            let listed_at = match now.fetched.get(row) {
+                Some(f) => Some(f.appointment.updated),
+                None => now.unread.get(row).copied(),
+            };
+            let Some(listed_at) = listed_at else {
                 continue;
             };
-            let read_at = f.appointment.updated;
             if target.cancelled.contains(key) {
-                self.delete_row(id, *row, Some(read_at)).await?;
+                self.delete_row(id, *row, Some(listed_at)).await?;
                 continue;
             }
+            let late;
+            let f = match now.fetched.get(row) {
+                Some(f) => f,
+                None => {
+                    // A row left unread holds the series' content as read: only a change of
+                    // that content, or an exception for it, needs the row itself.
+                    if !target.exceptions.contains_key(key)
+                        && read_content.as_ref() == Some(&wanted_content)
+                    {
+                        continue;
+                    }
+                    let Some((_, read)) = self.read_appointment(CrmId(*row)).await? else {
+                        continue;
+                    };
+                    late = read;
+                    &late
+                }
+            };
+            let read_at = f.appointment.updated;
             let desired = match target.exceptions.get(key) {
                 Some(e) => DiaryItem {
                     series: None,
